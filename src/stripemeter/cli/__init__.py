@@ -1,0 +1,1 @@
+"""The ``stripemeter`` command line."""

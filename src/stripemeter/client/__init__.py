@@ -1,0 +1,1 @@
+"""The Python SDK: depends on httpx only, never on the server's modules."""

@@ -1,0 +1,1 @@
+"""Pure values and decisions: events, keys, periods, aggregation, lateness. No I/O, no settings."""

@@ -1,0 +1,1 @@
+"""Orchestration: ingest, replay, pushing, reconciliation; services own the transactions."""

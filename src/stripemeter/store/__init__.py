@@ -1,0 +1,1 @@
+"""Persistence: tables, migrations, repositories and transactions for SQLite and PostgreSQL."""

@@ -1,0 +1,175 @@
+"""Every table, in one MetaData with a naming convention so migrations name constraints alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from stripemeter.store.types import Quantity, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("strict_metrics", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Column("rotated_from", String(40)),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("customer_ref", String(255), nullable=False),
+    Column("resource_id", String(255)),
+    Column("quantity", Quantity, nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("ts_text", String(40), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # accepted | held
+    Column("held_reason", String(40)),
+    Column("source", String(16), nullable=False),
+    Column("meta", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("request_id", String(64)),
+    UniqueConstraint("tenant_id", "idempotency_key"),
+    Index("ix_events_tenant_metric_customer_ts", "tenant_id", "metric", "customer_ref", "ts"),
+    Index("ix_events_tenant_id_desc", "tenant_id", "id"),
+    Index("ix_events_tenant_status", "tenant_id", "status", "id"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("customer_ref", String(255), primary_key=True),
+    Column("period_start", UTCDateTime, primary_key=True),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("sum", Quantity, nullable=False),
+    Column("max", Quantity),
+    Column("last", Quantity),
+    Column("last_ts", UTCDateTime),
+    Column("last_key", String(255)),
+    Column("count", BigInteger, nullable=False),
+    Column("watermark", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_counters_tenant_customer", "tenant_id", "customer_ref", "period_start"),
+    Index("ix_counters_tenant_updated", "tenant_id", "updated_at"),
+)
+
+metric_settings = Table(
+    "metric_settings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("aggregation", String(8), nullable=False),
+    Column("lateness_window_seconds", BigInteger, nullable=False),
+    Column("unit", String(40), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("customer_ref", String(255), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("delta", Quantity, nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("note", Text),
+    Column("status", String(16), nullable=False),  # pending | approved | rejected | reverted
+    Column("event_id", BigInteger),  # set when the adjustment counts a held event
+    Column("event_ts", UTCDateTime),
+    Column("created_by", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("decided_by", String(64)),
+    Column("decided_at", UTCDateTime),
+    Index("ix_adjustments_counter", "tenant_id", "metric", "customer_ref", "period_start"),
+    Index("ix_adjustments_tenant_status", "tenant_id", "status"),
+)
+
+event_reviews = Table(
+    "event_reviews",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("decision", String(16), nullable=False),  # approved | dismissed
+    Column("actor", String(64), nullable=False),
+    Column("note", Text),
+    Column("adjustment_id", BigInteger),
+    Column("decided_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(40), nullable=False),
+    Column("target_id", String(255), nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("request_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_audit_log_tenant_id", "tenant_id", "id"),
+)
+
+idempotent_requests = Table(
+    "idempotent_requests",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Stripe: billing drivers (meters, legacy usage records, shadow) and the fake Stripe server."""

@@ -1,0 +1,1 @@
+"""Server-rendered admin console and the customer usage widget."""
