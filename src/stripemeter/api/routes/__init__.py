@@ -1,1 +1,1 @@
-"""api/routes layer."""
+"""HTTP routes, one module per resource."""

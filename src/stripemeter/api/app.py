@@ -1,0 +1,104 @@
+"""The application factory: settings in, a FastAPI app with its services and background work out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from stripemeter._version import __version__
+from stripemeter.api import errors
+from stripemeter.api.middleware import RequestContext
+from stripemeter.api.routes import events, ops
+from stripemeter.config import Settings
+from stripemeter.domain.events import EventLimits
+from stripemeter.observability import metrics
+from stripemeter.services.catalog import MetricCatalog
+from stripemeter.services.ingest import IngestService
+from stripemeter.services.keys import KeyService
+from stripemeter.store.database import Database
+
+log = structlog.get_logger("stripemeter")
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use, built once per process."""
+
+    settings: Settings
+    db: Database
+    keys: KeyService
+    catalog: MetricCatalog
+    ingest: IngestService
+    _running: bool = False
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None) -> Services:
+        """Wire the services for these settings."""
+        database = db or Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
+        catalog = MetricCatalog(database, settings.lateness_window)
+        from datetime import timedelta
+
+        limits = EventLimits(
+            max_future=timedelta(seconds=settings.max_future_seconds),
+            max_meta_bytes=settings.max_meta_bytes,
+        )
+        ingest = IngestService(
+            database, catalog, limits,
+            max_group=settings.max_group_events, writers=settings.writer_count,
+        )
+        return cls(settings, database, KeyService(database), catalog, ingest)
+
+    async def start(self) -> None:
+        """Start background work (the group-commit writers)."""
+        self.ingest.start()
+        self._running = True
+
+    async def stop(self) -> None:
+        """Finish queued work and release connections."""
+        self._running = False
+        await self.ingest.stop()
+        await self.db.dispose()
+
+    def ingest_running(self) -> bool:
+        """Whether the ingest writers are accepting work."""
+        return self._running
+
+    def ingest_timer(self) -> AbstractContextManager[Any]:
+        """Times one ingest request into the latency histogram."""
+        return metrics.ingest_latency.time()
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the ASGI app; the lifespan starts and stops the services."""
+    settings = settings or (services.settings if services else Settings())
+    built = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await built.start()
+        log.info("started", version=__version__, database=built.db.dialect)
+        try:
+            yield
+        finally:
+            await built.stop()
+
+    app = FastAPI(
+        title="StripeMeter",
+        version=__version__,
+        summary="Usage metering for Stripe billing.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.services = built
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(events.router)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,71 @@
+"""Settings from the environment and an optional ``.env`` file, read once at the edge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./stripemeter.db"
+DEFAULT_PORT = 3000  # the port the original product's documentation uses
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"))
+    host: str = Field("127.0.0.1", validation_alias=_env("STRIPEMETER_HOST", "HOST"))
+    port: int = Field(DEFAULT_PORT, validation_alias=_env("STRIPEMETER_PORT", "PORT"))
+    log_level: str = Field("INFO", validation_alias=_env("STRIPEMETER_LOG_LEVEL", "LOG_LEVEL"))
+    log_format: Literal["json", "console"] = Field(
+        "json", validation_alias=_env("STRIPEMETER_LOG_FORMAT")
+    )
+    lateness_window_seconds: int = Field(
+        48 * 3600, ge=0, validation_alias=_env("STRIPEMETER_LATENESS_WINDOW_SECONDS")
+    )
+    max_future_seconds: int = Field(
+        300, ge=0, validation_alias=_env("STRIPEMETER_MAX_FUTURE_SECONDS")
+    )
+    max_batch_events: int = Field(
+        1000, ge=1, validation_alias=_env("STRIPEMETER_MAX_BATCH_EVENTS", "MAX_INGEST_BATCH")
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, validation_alias=_env("STRIPEMETER_MAX_BODY_BYTES")
+    )
+    max_meta_bytes: int = Field(4096, ge=0, validation_alias=_env("STRIPEMETER_MAX_META_BYTES"))
+    ingest_writers: int = Field(0, ge=0, validation_alias=_env("STRIPEMETER_INGEST_WRITERS"))
+    max_group_events: int = Field(
+        2000, ge=1, validation_alias=_env("STRIPEMETER_MAX_GROUP_EVENTS")
+    )
+    db_pool_size: int = Field(10, ge=1, validation_alias=_env("STRIPEMETER_DB_POOL_SIZE"))
+    workers: int = Field(1, ge=1, validation_alias=_env("STRIPEMETER_WORKERS", "WEB_CONCURRENCY"))
+    metrics_public: bool = Field(True, validation_alias=_env("STRIPEMETER_METRICS_PUBLIC"))
+    bootstrap_tenant: str = Field("default", validation_alias=_env("STRIPEMETER_BOOTSTRAP_TENANT"))
+    stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))
+
+    @property
+    def lateness_window(self) -> timedelta:
+        """The default lateness window for metrics that set none."""
+        return timedelta(seconds=self.lateness_window_seconds)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the embedded default database is in use."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def writer_count(self) -> int:
+        """Concurrent group-commit writers: one for SQLite (a single writer anyway), two otherwise."""
+        if self.ingest_writers:
+            return self.ingest_writers
+        return 1 if self.is_sqlite else 2

@@ -1,0 +1,1 @@
+"""Metrics and logs: Prometheus collectors and structlog configuration."""
