@@ -1,0 +1,21 @@
+"""The ``stripemeter`` command tree: each command is a thin shell over a service."""
+
+from __future__ import annotations
+
+import typer
+
+from stripemeter.cli import keys, server
+
+app = typer.Typer(
+    name="stripemeter",
+    help="Usage metering for Stripe billing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+server.register(app)
+app.add_typer(keys.app, name="keys")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
