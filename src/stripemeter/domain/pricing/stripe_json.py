@@ -120,7 +120,10 @@ def _tier(obj: object, path: str, code: str) -> Tier:
 
 
 def _whole(value: Decimal, code: str, param: str) -> int:
-    return whole_minor_units(value, currency(code), param=param)
+    try:
+        return whole_minor_units(value, currency(code), param=param)
+    except PricingError as exc:
+        raise InvalidPrice(exc.message, param=param) from None
 
 
 def _amount(obj: Mapping[str, object], int_key: str, decimal_key: str, path: str) -> Decimal | None:
