@@ -18,7 +18,9 @@ from stripemeter.config import Settings
 from stripemeter.services.keys import IssuedKey
 from stripemeter.store.migrate import upgrade
 
-PG_ADMIN_URL = os.environ.get("STRIPEMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "STRIPEMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -26,9 +28,9 @@ BACKENDS = ["sqlite", "postgres"]
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read the developer's settings or Stripe keys."""
     for name in list(os.environ):
-        if name.startswith(("STRIPEMETER_", "STRIPE_")) or name == "DATABASE_URL":
-            if name != "STRIPEMETER_TEST_PG":
-                monkeypatch.delenv(name)
+        owned = name.startswith(("STRIPEMETER_", "STRIPE_")) or name == "DATABASE_URL"
+        if owned and name != "STRIPEMETER_TEST_PG":
+            monkeypatch.delenv(name)
     monkeypatch.chdir(Path(__file__).parent)  # no stray .env is picked up
 
 
@@ -40,7 +42,7 @@ def pg_url(dbname: str) -> str:
 
 def _pg_admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql.encode())
 
 
 @pytest.fixture(scope="session")

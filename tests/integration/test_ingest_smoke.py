@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-EVENT = {"metric": "api_calls", "customerRef": "cus_1", "quantity": 100, "ts": "2025-01-16T14:30:00Z"}
+EVENT = {
+    "metric": "api_calls",
+    "customerRef": "cus_1",
+    "quantity": 100,
+    "ts": "2025-01-16T14:30:00Z",
+}
 
 
 async def test_an_event_sent_twice_is_counted_once(api: httpx.AsyncClient) -> None:

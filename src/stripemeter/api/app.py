@@ -48,8 +48,11 @@ class Services:
             max_meta_bytes=settings.max_meta_bytes,
         )
         ingest = IngestService(
-            database, catalog, limits,
-            max_group=settings.max_group_events, writers=settings.writer_count,
+            database,
+            catalog,
+            limits,
+            max_group=settings.max_group_events,
+            writers=settings.writer_count,
         )
         return cls(settings, database, KeyService(database), catalog, ingest)
 

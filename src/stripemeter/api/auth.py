@@ -24,14 +24,17 @@ def presented_key(request: Request) -> str:
     key = request.headers.get("x-api-key")
     if key:
         return key.strip()
-    raise Unauthorized("an API key is required (Authorization: Bearer <key>)", code="missing_api_key")
+    raise Unauthorized(
+        "an API key is required (Authorization: Bearer <key>)", code="missing_api_key"
+    )
 
 
 def check_tenant(principal: Principal, claimed: object, param: str = "tenantId") -> None:
     """A tenantId in a request, when present, must be the key's own tenant."""
     if claimed is not None and claimed != principal.tenant_id:
-        raise Forbidden("tenantId does not match the API key's tenant", code="tenant_mismatch",
-                        param=param)
+        raise Forbidden(
+            "tenantId does not match the API key's tenant", code="tenant_mismatch", param=param
+        )
 
 
 def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:

@@ -22,6 +22,7 @@ from stripemeter.domain.errors import (
 
 log = structlog.get_logger("stripemeter.api")
 
+
 class PayloadTooLarge(StripeMeterError):
     """A request body over the configured limit."""
 
@@ -70,37 +71,52 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StripeMeterError)
     status, type_ = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return envelope(status, type_, exc.code, exc.message, param=exc.param, details=exc.details,
-                    headers=headers)
+    return envelope(
+        status, type_, exc.code, exc.message, param=exc.param, details=exc.details, headers=headers
+    )
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    loc = [
+        str(part)
+        for part in first.get("loc", ())
+        if part not in ("body", "query", "path", "header")
+    ]
     param = ".".join(loc) or None
     details = [
         {"param": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}
         for e in errors
     ]
     message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-    return envelope(400, "invalid_request_error", "invalid_parameter", message, param=param,
-                    details=details)
+    return envelope(
+        400, "invalid_request_error", "invalid_parameter", message, param=param, details=details
+    )
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     type_ = "invalid_request_error" if exc.status_code < 500 else "api_error"
-    return envelope(exc.status_code, type_, codes.get(exc.status_code, "http_error"),
-                    str(exc.detail), headers=getattr(exc, "headers", None))
+    return envelope(
+        exc.status_code,
+        type_,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", error=type(exc).__name__)
-    return envelope(500, "api_error", "internal_error",
-                    "an internal error occurred; nothing was acknowledged by this request")
+    return envelope(
+        500,
+        "api_error",
+        "internal_error",
+        "an internal error occurred; nothing was acknowledged by this request",
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -25,7 +25,8 @@ class EventIn(_Wire):
     resourceId: str | None = Field(None, max_length=255)
     meta: dict[str, Any] | None = Field(None, description="JSON object, at most 4 KiB.")
     idempotencyKey: str | None = Field(
-        None, max_length=255,
+        None,
+        max_length=255,
         description="Unique per tenant forever. Default: a hash of the whole event.",
     )
     source: Literal["sdk", "http", "etl", "import", "system", "correction"] | None = None

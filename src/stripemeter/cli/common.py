@@ -21,7 +21,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 DatabaseOption = typer.Option(
-    None, "--database-url", envvar="DATABASE_URL", help="Database URL (default: sqlite:///./stripemeter.db)."
+    None,
+    "--database-url",
+    envvar="DATABASE_URL",
+    help="Database URL (default: sqlite:///./stripemeter.db).",
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 

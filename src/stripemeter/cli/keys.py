@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import typer
 from rich.table import Table
 
-from stripemeter.cli.common import DatabaseOption, JsonOption, console, load_settings, print_json, run_with_db
+from stripemeter.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    console,
+    load_settings,
+    print_json,
+    run_with_db,
+)
 from stripemeter.services.keys import KeyService
 
 app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -29,10 +36,18 @@ def create(
         lambda db: KeyService(db).create(tenant, scopes, name=name, expires_at=expires),
     )
     if as_json:
-        print_json({"key": issued.key, "id": issued.id, "tenant": issued.tenant_id,
-                    "scopes": sorted(s.value for s in issued.scopes)})
+        print_json(
+            {
+                "key": issued.key,
+                "id": issued.id,
+                "tenant": issued.tenant_id,
+                "scopes": sorted(s.value for s in issued.scopes),
+            }
+        )
         return
-    console.print(f"Created key [bold]{issued.id}[/bold] for tenant [bold]{issued.tenant_id}[/bold]")
+    console.print(
+        f"Created key [bold]{issued.id}[/bold] for tenant [bold]{issued.tenant_id}[/bold]"
+    )
     console.print("Store it now; it is not shown again:")
     console.print(issued.key, markup=False, highlight=False)
 
@@ -50,8 +65,12 @@ def list_keys(
         return
     table = Table("id", "tenant", "prefix", "scopes", "created", "expires", "revoked")
     for row in rows:
-        table.add_row(*(str(row[k] or "") if not isinstance(row[k], list) else ",".join(row[k])  # type: ignore[arg-type]
-                        for k in ("id", "tenant", "prefix", "scopes", "createdAt", "expiresAt", "revokedAt")))
+        table.add_row(
+            *(
+                str(row[k] or "") if not isinstance(row[k], list) else ",".join(row[k])  # type: ignore[arg-type]
+                for k in ("id", "tenant", "prefix", "scopes", "createdAt", "expiresAt", "revokedAt")
+            )
+        )
     console.print(table)
 
 
@@ -65,7 +84,9 @@ def revoke(key_id: str, database_url: str | None = DatabaseOption) -> None:
 @app.command()
 def rotate(
     key_id: str,
-    grace_hours: int = typer.Option(24, "--grace-hours", min=0, help="How long the old key keeps working."),
+    grace_hours: int = typer.Option(
+        24, "--grace-hours", min=0, help="How long the old key keeps working."
+    ),
     as_json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -75,7 +96,9 @@ def rotate(
         lambda db: KeyService(db).rotate(key_id, grace=timedelta(hours=grace_hours)),
     )
     if as_json:
-        print_json({"key": issued.key, "id": issued.id, "tenant": issued.tenant_id, "rotatedFrom": key_id})
+        print_json(
+            {"key": issued.key, "id": issued.id, "tenant": issued.tenant_id, "rotatedFrom": key_id}
+        )
         return
     console.print(f"New key {issued.id} (old key {key_id} expires in {grace_hours} h):")
     console.print(issued.key, markup=False, highlight=False)

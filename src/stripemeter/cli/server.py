@@ -22,8 +22,12 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: str | None = typer.Option(None, "--host", envvar="STRIPEMETER_HOST", help="Bind address."),
-    port: int | None = typer.Option(None, "--port", envvar="STRIPEMETER_PORT", help="Port (default 3000)."),
+    host: str | None = typer.Option(
+        None, "--host", envvar="STRIPEMETER_HOST", help="Bind address."
+    ),
+    port: int | None = typer.Option(
+        None, "--port", envvar="STRIPEMETER_PORT", help="Port (default 3000)."
+    ),
     workers: int | None = typer.Option(None, "--workers", envvar="STRIPEMETER_WORKERS", min=1),
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -39,16 +43,26 @@ def serve(
 
         os.environ["DATABASE_URL"] = settings.database_url
         uvicorn.run(
-            "stripemeter.api.asgi:app", host=settings.host, port=settings.port,
-            workers=settings.workers, log_level="warning", access_log=False,
-            loop="uvloop", http="httptools",
+            "stripemeter.api.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="warning",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
         )
         return
     from stripemeter.api.app import create_app
 
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-        access_log=False, loop="uvloop", http="httptools",
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
     )
 
 

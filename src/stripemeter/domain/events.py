@@ -36,8 +36,17 @@ class Source(enum.StrEnum):
 
 
 WIRE_FIELDS = frozenset(
-    {"tenantId", "metric", "customerRef", "quantity", "ts", "resourceId", "meta",
-     "idempotencyKey", "source"}
+    {
+        "tenantId",
+        "metric",
+        "customerRef",
+        "quantity",
+        "ts",
+        "resourceId",
+        "meta",
+        "idempotencyKey",
+        "source",
+    }
 )
 
 
@@ -87,12 +96,14 @@ def parse_event(
 
     claimed_tenant = raw.get("tenantId")
     if claimed_tenant is not None and claimed_tenant != tenant_id:
-        return Rejection("tenantId", "tenant_mismatch", "tenantId does not match the API key's tenant")
+        return Rejection(
+            "tenantId", "tenant_mismatch", "tenantId does not match the API key's tenant"
+        )
 
-    metric = _text(raw, "metric", MAX_METRIC_LENGTH, required=True)
+    metric = _required_text(raw, "metric", MAX_METRIC_LENGTH)
     if isinstance(metric, Rejection):
         return metric
-    customer_ref = _text(raw, "customerRef", MAX_CUSTOMER_REF_LENGTH, required=True)
+    customer_ref = _required_text(raw, "customerRef", MAX_CUSTOMER_REF_LENGTH)
     if isinstance(customer_ref, Rejection):
         return customer_ref
     resource_id = _text(raw, "resourceId", MAX_RESOURCE_ID_LENGTH, required=False)
@@ -120,7 +131,8 @@ def parse_event(
         return Rejection("quantity", "invalid_quantity", f"quantity {exc}")
     if quantity < 0 and source is not Source.CORRECTION:
         return Rejection(
-            "quantity", "negative_quantity",
+            "quantity",
+            "negative_quantity",
             "quantity must be zero or more; send negative values with source 'correction'",
         )
 
@@ -175,7 +187,14 @@ def derive_key(tenant_id: str, canonical_payload: bytes) -> str:
     return f"evt_{digest[:32]}"
 
 
-def _text(raw: dict[str, Any], name: str, limit: int, *, required: bool) -> str | None | Rejection:
+def _required_text(raw: dict[str, Any], name: str, limit: int) -> str | Rejection:
+    value = _text(raw, name, limit, required=True)
+    if value is None:  # _text reports a missing required field itself; this is for the type checker
+        return Rejection(name, "required", f"{name} is required")
+    return value
+
+
+def _text(raw: dict[str, Any], name: str, limit: int, *, required: bool) -> str | Rejection | None:
     value = raw.get(name)
     if value is None:
         if required:

@@ -36,7 +36,7 @@ def parse_quantity(value: object) -> Decimal:
         raise QuantityError("must be a number")
     if not number.is_finite():
         raise QuantityError("must be finite")
-    sign, digits, exponent = number.as_tuple()
+    exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)  # finite numbers have an integer exponent
     fraction_digits = max(0, -exponent)
     if fraction_digits > MAX_FRACTION_DIGITS:
@@ -55,8 +55,7 @@ def canonical(number: Decimal) -> str:
     """The one text form of a value: no exponent, no trailing zeros, no ``-0``."""
     if number == 0:
         return "0"
-    text = format(number.normalize(), "f")
-    return text
+    return format(number.normalize(), "f")
 
 
 def normalize(number: Decimal) -> Decimal:

@@ -10,7 +10,9 @@ import structlog
 _SECRET_FIELDS = frozenset({"authorization", "api_key", "key", "secret", "x-api-key", "password"})
 
 
-def _redact(_logger: object, _method: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:
+def _redact(
+    _logger: object, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
     # Secrets never reach a log line, whoever logs them.
     for name in list(event_dict):
         if name.lower() in _SECRET_FIELDS:

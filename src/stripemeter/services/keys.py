@@ -48,7 +48,7 @@ def hash_key(key: str) -> str:
 
 
 def validate_tenant_id(tenant_id: str) -> str:
-    """Tenant ids are 1–64 characters of letters, digits, ``_``, ``.`` and ``-``."""
+    """Tenant ids are 1-64 characters of letters, digits, ``_``, ``.`` and ``-``."""
     if not TENANT_ID_FORMAT.match(tenant_id):
         raise InvalidInput(
             "tenant ids are 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
@@ -86,7 +86,9 @@ class KeyService:
         validate_tenant_id(tenant_id)
         granted = parse_scopes(scopes) if isinstance(scopes, str) else scopes
         now = self._clock()
-        prefix = "sm_" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
+        prefix = "sm_" + "".join(
+            secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12)
+        )
         key = f"{prefix}_{secrets.token_urlsafe(32)}"
         key_id = "key_" + secrets.token_hex(8)
         async with self._db.write() as conn:
@@ -107,9 +109,15 @@ class KeyService:
                 },
             )
             await audit.record(
-                conn, tenant_id=tenant_id, actor=actor, action="key.created", target_type="api_key",
-                target_id=key_id, details={"scopes": sorted(s.value for s in granted), "name": name},
-                request_id=None, now=now,
+                conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="key.created",
+                target_type="api_key",
+                target_id=key_id,
+                details={"scopes": sorted(s.value for s in granted), "name": name},
+                request_id=None,
+                now=now,
             )
         return IssuedKey(key, key_id, tenant_id, granted, expires_at)
 
@@ -157,7 +165,9 @@ class KeyService:
             for r in rows
         ]
 
-    async def revoke(self, key_id: str, *, tenant_id: str | None = None, actor: str = "cli") -> None:
+    async def revoke(
+        self, key_id: str, *, tenant_id: str | None = None, actor: str = "cli"
+    ) -> None:
         """Revoke a key now (within a tenant when given)."""
         now = self._clock()
         async with self._db.write() as conn:
@@ -166,8 +176,15 @@ class KeyService:
                 raise NotFound(f"no API key {key_id!r}", param="id")
             await tenants.set_key_times(conn, key_id, revoked_at=now)
             await audit.record(
-                conn, tenant_id=row["tenant_id"], actor=actor, action="key.revoked",
-                target_type="api_key", target_id=key_id, details={}, request_id=None, now=now,
+                conn,
+                tenant_id=row["tenant_id"],
+                actor=actor,
+                action="key.revoked",
+                target_type="api_key",
+                target_id=key_id,
+                details={},
+                request_id=None,
+                now=now,
             )
         self._cache.pop(row["prefix"], None)
 
@@ -192,6 +209,10 @@ class KeyService:
             await tenants.set_key_times(conn, key_id, expires_at=new_expiry)
         self._cache.pop(row["prefix"], None)
         return await self.create(
-            row["tenant_id"], parse_scopes(row["scopes"]), name=row["name"],
-            expires_at=old_expiry, actor=actor, rotated_from=key_id,
+            row["tenant_id"],
+            parse_scopes(row["scopes"]),
+            name=row["name"],
+            expires_at=old_expiry,
+            actor=actor,
+            rotated_from=key_id,
         )

@@ -89,9 +89,7 @@ async def approved_in_range(
     return list(rows.mappings())
 
 
-async def counter_keys_with_adjustments(
-    conn: AsyncConnection, tenant_id: str
-) -> list[CounterKey]:
+async def counter_keys_with_adjustments(conn: AsyncConnection, tenant_id: str) -> list[CounterKey]:
     """Every counter key that has an approved adjustment."""
     rows = await conn.execute(
         select(adjustments.c.metric, adjustments.c.customer_ref, adjustments.c.period_start)

@@ -44,5 +44,7 @@ async def try_lock_name(conn: AsyncConnection, name: str) -> bool:
     """Take a transaction-scoped singleton lock if free (always granted on SQLite)."""
     if conn.dialect.name != "postgresql":
         return True
-    result = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id(name)})
+    result = await conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id(name)}
+    )
     return bool(result.scalar())

@@ -41,6 +41,8 @@ async def upsert(
         "description": description,
         "updated_at": now,
     }
-    stmt = dialect.insert(conn, metric_settings).values(tenant_id=tenant_id, metric=metric, **values)
+    stmt = dialect.insert(conn, metric_settings).values(
+        tenant_id=tenant_id, metric=metric, **values
+    )
     stmt = stmt.on_conflict_do_update(index_elements=["tenant_id", "metric"], set_=values)
     await conn.execute(stmt)

@@ -35,7 +35,9 @@ async def count_tenants(conn: AsyncConnection) -> int:
 
 async def set_strict(conn: AsyncConnection, tenant_id: str, strict: bool) -> None:
     """Turn strict metric mode on or off."""
-    await conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(strict_metrics=strict))
+    await conn.execute(
+        update(tenants).where(tenants.c.id == tenant_id).values(strict_metrics=strict)
+    )
 
 
 async def insert_key(conn: AsyncConnection, row: dict[str, object]) -> None:

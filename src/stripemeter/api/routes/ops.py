@@ -23,7 +23,9 @@ async def live() -> Response:
     return JSON({"status": "alive", "version": __version__})
 
 
-@router.get("/health/ready", summary="Ready to take traffic", responses={503: {"description": "Not ready"}})
+@router.get(
+    "/health/ready", summary="Ready to take traffic", responses={503: {"description": "Not ready"}}
+)
 async def ready(request: Request) -> Response:
     """Checks the database with a real query; 503 when any check fails."""
     services = services_of(request)
@@ -32,7 +34,11 @@ async def ready(request: Request) -> Response:
         await services.db.ping()
         checks["database"] = {"ok": True, "backend": services.db.dialect}
     except Exception as exc:  # readiness reports failures rather than raising them
-        checks["database"] = {"ok": False, "backend": services.db.dialect, "error": type(exc).__name__}
+        checks["database"] = {
+            "ok": False,
+            "backend": services.db.dialect,
+            "error": type(exc).__name__,
+        }
     checks["ingest"] = {"ok": services.ingest_running()}
     healthy = all(bool(c["ok"]) for c in checks.values())
     return JSON(
