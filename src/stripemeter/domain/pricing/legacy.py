@@ -141,13 +141,9 @@ def _price(config: Mapping[str, object], item_path: str) -> tuple[Price, ChargeL
         raise PricingError(
             f"{path}.model must be one of {', '.join(MODELS)}, got {model!r}", param=f"{path}.model"
         )
-    limits = _checked(
-        lambda: ChargeLimits(
-            minimum=_limit(config, "minimumCharge", path, cur),
-            maximum=_limit(config, "maximumCharge", path, cur),
-        ),
-        path,
-    )
+    minimum = _limit(config, "minimumCharge", path, cur)
+    maximum = _limit(config, "maximumCharge", path, cur)
+    limits = _checked(lambda: ChargeLimits(minimum, maximum), path)
     return price, limits
 
 
