@@ -55,8 +55,8 @@ class TestStripeDocumentedTiers:
         line = price_line(graduated(*STRIPE_TIERS), 6)
         assert line.amount == 5 * 500 + 1 * 400 == 2900
         assert [(p.index, p.quantity, p.amount) for p in line.parts] == [
-            (0, 5, 2500),
-            (1, 1, 400),
+            (0, D(5), D(2500)),
+            (1, D(1), D(400)),
         ]
 
     @pytest.mark.parametrize(
@@ -191,7 +191,9 @@ class TestPerUnitAndPackage:
         assert price_line(PerUnitPrice(JPY, D(3)), 1001).amount == 3003
         assert price_line(PerUnitPrice(JPY, D("0.5")), 3).amount == 2
 
-    @pytest.mark.parametrize(("users", "cents"), [(0, 0), (1, 1000), (5, 1000), (6, 2000), (7, 2000)])
+    @pytest.mark.parametrize(
+        ("users", "cents"), [(0, 0), (1, 1000), (5, 1000), (6, 2000), (7, 2000)]
+    )
     def test_package_rounds_up(self, users: int, cents: int) -> None:
         """Stripe's "$10 per 5 users (or portion thereof)": 6 users are 2 packages, $20."""
         price = PackagePrice(USD, D(1000), divide_by=5, round=PackageRounding.UP)

@@ -92,7 +92,9 @@ def test_expected_and_tolerances_read_from_the_original_shape(invoice: Invoice) 
 
 def test_zero_line_subtotal_is_read_as_zero() -> None:
     """A ``subtotal`` of 0 is an expectation of zero, not a missing one."""
-    expected = expected_invoice_from_dict({"total": 0, "lineItems": [{"metric": "m", "subtotal": 0}]})
+    expected = expected_invoice_from_dict(
+        {"total": 0, "lineItems": [{"metric": "m", "subtotal": 0}]}
+    )
     assert expected.lines[0].amount == 0
 
 

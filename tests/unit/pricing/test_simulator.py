@@ -100,8 +100,11 @@ class TestLegacyModels:
             {"upTo": 100, "unitPrice": 1}, {"upTo": 1000, "unitPrice": 0.8},
             {"upTo": None, "unitPrice": 0.6}]}  # fmt: skip
         price, _ = price_from_legacy(config)
-        assert isinstance(price, TieredPrice) and price.tiers_mode is TiersMode.VOLUME
-        assert InvoiceSimulator().simulate(seed_input(usageItems=[item(config, 1500)])).total == 90000
+        assert isinstance(price, TieredPrice)
+        assert price.tiers_mode is TiersMode.VOLUME
+        assert (
+            InvoiceSimulator().simulate(seed_input(usageItems=[item(config, 1500)])).total == 90000
+        )
 
     def test_graduated_model_keeps_flat_fees(self) -> None:
         """``graduated`` flat prices become Stripe ``flat_amount`` in minor units."""
