@@ -26,6 +26,7 @@ from decimal import Decimal
 from stripemeter.domain.periods import Period
 from stripemeter.domain.pricing.currencies import round_minor_units
 from stripemeter.domain.pricing.errors import PricingError
+from stripemeter.domain.times import utc
 
 
 def _non_negative(value: int, param: str) -> None:
@@ -91,6 +92,8 @@ class Credit:
 
     def __post_init__(self) -> None:
         _non_negative(self.amount, "amount")
+        if self.expires_at is not None:
+            object.__setattr__(self, "expires_at", utc(self.expires_at))
 
     def valid_for(self, period: Period) -> bool:
         """True when the credit has not expired by the end of the period."""
