@@ -23,7 +23,7 @@ class Aggregation(enum.StrEnum):
 class Contribution:
     """One counted thing: an accepted event, or an approved adjustment.
 
-    ``order_key`` breaks ties between equal times for ``last`` (the greater key wins), so the result never
+    ``order_key`` (then the value) breaks ties between equal times for ``last``, so the result never
     depends on arrival order. Pure adjustments (``counts_as_event`` false) change only the sum.
     """
 
@@ -63,9 +63,11 @@ def fold(state: CounterState, item: Contribution) -> CounterState:
     """Add one contribution to a counter; the order of folding never changes the result."""
     if not item.counts_as_event:
         return replace(state, sum=state.sum + item.quantity)
-    newer = state.last_at is None or (item.at, item.order_key) > (
+    # (time, key, value) orders any two contributions, so the winner never depends on arrival.
+    newer = state.last_at is None or (item.at, item.order_key, item.quantity) > (
         state.last_at,
         state.last_key or "",
+        state.last if state.last is not None else item.quantity,
     )
     return CounterState(
         sum=state.sum + item.quantity,
