@@ -103,5 +103,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(events.router)
+    app.include_router(__import__("stripemeter.api.routes.ledger", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.usage", fromlist=["_"]).router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app
