@@ -27,7 +27,9 @@ def test_should_retry_header_steers_the_client(
 ) -> None:
     """With retries on, stripe retries a 429 only when Stripe-Should-Retry says true."""
     control.fault(kind="rate_limit", count=1, path="/v1/customers", should_retry=should_retry)
-    retrying = stripe.StripeClient("sk_test_x", base_addresses={"api": fake_url}, max_network_retries=1)
+    retrying = stripe.StripeClient(
+        "sk_test_x", base_addresses={"api": fake_url}, max_network_retries=1
+    )
     if expected_calls == 1:
         with pytest.raises(stripe.RateLimitError):
             retrying.v1.customers.create({})
@@ -47,13 +49,17 @@ def test_slow_response_times_out_the_client(fake_url: str, control: ControlClien
     """A delayed response trips the client's timeout (APIConnectionError)."""
     control.fault(kind="delay", delay=1.0, path="/v1/customers")
     http = stripe.RequestsClient(timeout=0.3)
-    slow = stripe.StripeClient("sk_test_x", base_addresses={"api": fake_url}, max_network_retries=0, http_client=http)
+    slow = stripe.StripeClient(
+        "sk_test_x", base_addresses={"api": fake_url}, max_network_retries=0, http_client=http
+    )
     with pytest.raises(stripe.APIConnectionError):
         slow.v1.customers.create({})
     time.sleep(1.0)
 
 
-def test_dropped_connection_is_connection_error(client: stripe.StripeClient, control: ControlClient) -> None:
+def test_dropped_connection_is_connection_error(
+    client: stripe.StripeClient, control: ControlClient
+) -> None:
     """A connection closed without any response surfaces as APIConnectionError, then service resumes."""
     control.fault(kind="drop", count=1, path="/v1/customers")
     with pytest.raises(stripe.APIConnectionError):
@@ -84,7 +90,12 @@ def test_duplicate_webhook_delivery(
     clock = client.v1.test_helpers.test_clocks.create({"frozen_time": 1_785_758_400})
     customer = client.v1.customers.create({"test_clock": clock.id})
     price = client.v1.prices.create(
-        {"currency": "usd", "unit_amount": 1, "product_data": {"name": "p"}, "recurring": {"interval": "day"}}
+        {
+            "currency": "usd",
+            "unit_amount": 1,
+            "product_data": {"name": "p"},
+            "recurring": {"interval": "day"},
+        }
     )
     client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
     client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": 1_785_758_400 + 86400})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import stripe
 
@@ -16,21 +17,23 @@ DAY = 86400
 def test_period_end_invoices_usage_and_sends_signed_webhooks(
     client: stripe.StripeClient, control: ControlClient, receiver: WebhookReceiver
 ) -> None:
-    """Advancing past period end drafts an invoice priced from the meter, then finalizes it after the delay."""
+    """Past period end a draft invoice is priced from the meter and finalized after the delay."""
     control.settings(finalize_delay=3600, upcoming_days=3)
     meter = make_meter(client)
     clock = client.v1.test_helpers.test_clocks.create({"frozen_time": START})
     customer = client.v1.customers.create({"test_clock": clock.id})
-    price = client.v1.prices.create(
-        {
-            "currency": "usd",
-            "product_data": {"name": "API"},
-            "billing_scheme": "tiered",
-            "tiers_mode": "graduated",
-            "tiers": [{"up_to": 10, "unit_amount": 100}, {"up_to": "inf", "unit_amount_decimal": "50.5"}],
-            "recurring": {"interval": "day", "usage_type": "metered", "meter": meter.id},
-        }
-    )
+    tiered: Any = {
+        "currency": "usd",
+        "product_data": {"name": "API"},
+        "billing_scheme": "tiered",
+        "tiers_mode": "graduated",
+        "tiers": [
+            {"up_to": 10, "unit_amount": 100},
+            {"up_to": "inf", "unit_amount_decimal": "50.5"},
+        ],
+        "recurring": {"interval": "day", "usage_type": "metered", "meter": meter.id},
+    }
+    price = client.v1.prices.create(tiered)
     sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
     item = sub["items"].data[0]
     assert (item.current_period_start, item.current_period_end) == (START, START + DAY)
@@ -58,7 +61,12 @@ def test_period_end_invoices_usage_and_sends_signed_webhooks(
 
     # The 1-day period is shorter than the 3-day lead, so the next period's notice comes at once.
     received = receiver.wait_for(4)
-    assert receiver.types() == ["invoice.upcoming", "invoice.created", "invoice.upcoming", "invoice.finalized"]
+    assert receiver.types() == [
+        "invoice.upcoming",
+        "invoice.created",
+        "invoice.upcoming",
+        "invoice.finalized",
+    ]
     for body, headers in received:
         assert verify(body, headers["Stripe-Signature"], WEBHOOK_SECRET)
         assert not verify(body, headers["Stripe-Signature"], "whsec_wrong")
@@ -66,14 +74,23 @@ def test_period_end_invoices_usage_and_sends_signed_webhooks(
     assert created["data"]["object"]["id"] == invoice.id
 
 
-def test_auto_advance_false_keeps_draft(client: stripe.StripeClient, control: ControlClient) -> None:
+def test_auto_advance_false_keeps_draft(
+    client: stripe.StripeClient, control: ControlClient
+) -> None:
     """Turning auto_advance off stops automatic finalization."""
     clock = client.v1.test_helpers.test_clocks.create({"frozen_time": START})
     customer = client.v1.customers.create({"test_clock": clock.id})
     price = client.v1.prices.create(
-        {"currency": "usd", "unit_amount": 500, "product_data": {"name": "seat"}, "recurring": {"interval": "day"}}
+        {
+            "currency": "usd",
+            "unit_amount": 500,
+            "product_data": {"name": "seat"},
+            "recurring": {"interval": "day"},
+        }
     )
-    client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id, "quantity": 2}]})
+    client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id, "quantity": 2}]}
+    )
     client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": START + DAY})
     invoice = client.v1.invoices.list({"customer": customer.id}).data[0]
     assert invoice.total == 1000
@@ -90,7 +107,12 @@ def test_invoice_has_every_required_field(client: stripe.StripeClient, openapi_d
     clock = client.v1.test_helpers.test_clocks.create({"frozen_time": START})
     customer = client.v1.customers.create({"test_clock": clock.id})
     price = client.v1.prices.create(
-        {"currency": "usd", "unit_amount": 1, "product_data": {"name": "p"}, "recurring": {"interval": "day"}}
+        {
+            "currency": "usd",
+            "unit_amount": 1,
+            "product_data": {"name": "p"},
+            "recurring": {"interval": "day"},
+        }
     )
     client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
     client.v1.test_helpers.test_clocks.advance(clock.id, {"frozen_time": START + DAY})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import stripe
@@ -24,13 +25,12 @@ class TestMeters:
         """An unknown formula and a missing display_name give Stripe-shaped 400s naming the param."""
         with pytest.raises(stripe.InvalidRequestError) as bad:
             client.v1.billing.meters.create(
-                {"display_name": "x", "event_name": "x", "default_aggregation": {"formula": "max"}}  # type: ignore[typeddict-item]
+                {"display_name": "x", "event_name": "x", "default_aggregation": {"formula": "max"}}
             )
         assert bad.value.param == "default_aggregation[formula]"
+        no_name: Any = {"event_name": "x", "default_aggregation": {"formula": "sum"}}
         with pytest.raises(stripe.InvalidRequestError) as missing:
-            client.v1.billing.meters.create(
-                {"event_name": "x", "default_aggregation": {"formula": "sum"}}
-            )  # type: ignore[typeddict-item]
+            client.v1.billing.meters.create(no_name)
         assert missing.value.code == "parameter_missing"
         assert missing.value.param == "display_name"
 
@@ -61,7 +61,8 @@ class TestMeterEvents:
             send(client, "cus_1", "5", START, identifier="push-1")
         assert exc.value.http_status == 400
         assert str(exc.value.user_message) == "An event already exists with identifier push-1."
-        assert exc.value.headers is not None and exc.value.headers["Stripe-Should-Retry"] == "false"
+        assert exc.value.headers is not None
+        assert exc.value.headers["Stripe-Should-Retry"] == "false"
         assert summaries(client, meter.id, "cus_1", START, START + 60).data[0].aggregated_value == 5
 
     def test_identifier_is_free_again_after_24_hours(
@@ -201,10 +202,9 @@ class TestSummaries:
     def test_required_params(self, client: stripe.StripeClient) -> None:
         """customer, start_time and end_time are required."""
         meter = make_meter(client)
+        no_customer: Any = {"start_time": START, "end_time": START + 60}
         with pytest.raises(stripe.InvalidRequestError) as exc:
-            client.v1.billing.meters.event_summaries.list(
-                meter.id, {"start_time": START, "end_time": START + 60}
-            )  # type: ignore[typeddict-item]
+            client.v1.billing.meters.event_summaries.list(meter.id, no_customer)
         assert exc.value.param == "customer"
 
     @pytest.mark.parametrize(
