@@ -102,6 +102,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = built
     errors.install(app)
     app.include_router(ops.router)
+    app.include_router(__import__("stripemeter.api.routes.held", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.metrics", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.replay", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.audit", fromlist=["_"]).router)
     app.include_router(events.router)
     app.include_router(__import__("stripemeter.api.routes.ledger", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.usage", fromlist=["_"]).router)

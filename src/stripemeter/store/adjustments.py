@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stripemeter.store.counters import CounterKey
-from stripemeter.store.tables import adjustments, event_reviews
+from stripemeter.store.counters import KEY_CHUNK, CounterKey
+from stripemeter.store.tables import adjustments, event_reviews, events
 
 
 async def insert_adjustment(
@@ -122,3 +123,48 @@ async def insert_review(
             decided_at=now,
         )
     )
+
+
+async def approved_contributions(
+    conn: AsyncConnection, tenant_id: str, keys: Sequence[CounterKey]
+) -> dict[CounterKey, list[RowMapping]]:
+    """Approved adjustments of these counters, each with its event's idempotency key when it has one.
+
+    Rows carry ``id``, ``delta``, ``event_id``, ``event_ts``, ``created_at`` and ``event_key`` (None
+    for a pure adjustment), grouped by counter key; keys without adjustments are absent.
+    """
+    found: dict[CounterKey, list[RowMapping]] = {}
+    for start in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[start : start + KEY_CHUNK]
+        joined = adjustments.outerjoin(
+            events,
+            and_(
+                events.c.id == adjustments.c.event_id, events.c.tenant_id == adjustments.c.tenant_id
+            ),
+        )
+        rows = await conn.execute(
+            select(
+                adjustments.c.id,
+                adjustments.c.metric,
+                adjustments.c.customer_ref,
+                adjustments.c.period_start,
+                adjustments.c.delta,
+                adjustments.c.event_id,
+                adjustments.c.event_ts,
+                adjustments.c.created_at,
+                events.c.idempotency_key.label("event_key"),
+            )
+            .select_from(joined)
+            .where(
+                adjustments.c.tenant_id == tenant_id,
+                adjustments.c.status == "approved",
+                tuple_(
+                    adjustments.c.metric, adjustments.c.customer_ref, adjustments.c.period_start
+                ).in_([(k.metric, k.customer_ref, k.period_start) for k in chunk]),
+            )
+            .order_by(adjustments.c.id)
+        )
+        for row in rows.mappings():
+            key = CounterKey(tenant_id, row["metric"], row["customer_ref"], row["period_start"])
+            found.setdefault(key, []).append(row)
+    return found

@@ -1,0 +1,391 @@
+"""Replay: recompute counters from the ledger plus approved adjustments, report differences, repair.
+
+The recomputation folds exactly what ingest and approvals fold (``domain.aggregation.fold``), so a
+counter that ingest kept correctly always equals its replay. Periods are recomputed whole: a period
+that overlaps ``[since, until)`` is checked entirely, never a window of it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold_all
+from stripemeter.domain.errors import InvalidInput
+from stripemeter.domain.periods import Period, period_for
+from stripemeter.domain.times import TimeError, parse_event_time
+from stripemeter.store import adjustments, audit, counters, ledger
+from stripemeter.store.counters import CounterKey
+from stripemeter.store.database import Database
+
+REPLAY_CHUNK = 200  # counters per transaction: bounds how long ingest of those counters waits
+MAX_REPORTED_DIFFERENCES = 1000  # totals stay exact; the list of differences is cut here
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 1, tzinfo=UTC)
+_ONE_TICK = timedelta(microseconds=1)
+_DURATION = re.compile(
+    r"^-P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayScope:
+    """Which counters of a tenant to check: all when every field is None."""
+
+    metrics: tuple[str, ...] | None = None
+    customer_ref: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise InvalidInput("since must be before until", code="invalid_range", param="since")
+
+    def period_bounds(self) -> tuple[datetime, datetime]:
+        """(first, last) period start of the periods overlapping ``[since, until)``."""
+        low = period_for(self.since).start if self.since is not None else _EARLIEST
+        high = period_for(self.until - _ONE_TICK).start if self.until is not None else _LATEST
+        return low, high
+
+    def time_bounds(self) -> tuple[datetime | None, datetime | None]:
+        """``[since, until)`` widened to whole periods."""
+        low = period_for(self.since).start if self.since is not None else None
+        high = period_for(self.until - _ONE_TICK).end if self.until is not None else None
+        return low, high
+
+    def covers(self, key: CounterKey) -> bool:
+        """Whether a counter key is in this scope."""
+        low, high = self.period_bounds()
+        return (
+            (not self.metrics or key.metric in self.metrics)
+            and (self.customer_ref is None or key.customer_ref == self.customer_ref)
+            and low <= key.period_start <= high
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CounterDifference:
+    """One counter whose stored state is not its recomputation.
+
+    ``kind`` is ``changed``, ``missing`` (no stored row though the ledger counts something) or
+    ``orphaned`` (a stored row with nothing behind it, removed on apply).
+    """
+
+    key: CounterKey
+    period: Period
+    stored: CounterState | None
+    recomputed: CounterState | None
+
+    @property
+    def kind(self) -> str:
+        """``changed``, ``missing`` or ``orphaned``."""
+        if self.stored is None:
+            return "missing"
+        if self.recomputed is None:
+            return "orphaned"
+        return "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    """How far a replay is: counters done out of the total found in scope."""
+
+    done: int
+    total: int
+    different: int
+
+
+ProgressCallback = Callable[[ReplayProgress], None]
+
+
+@dataclass(slots=True)
+class MetricSummary:
+    """Per-metric totals of a replay."""
+
+    counters_checked: int = 0
+    counters_different: int = 0
+    events_found: int = 0
+    sum_delta: Decimal = Decimal(0)
+    affected_customers: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """What a replay found and, on apply, repaired."""
+
+    tenant_id: str
+    scope: ReplayScope
+    apply: bool
+    counters_checked: int = 0
+    counters_different: int = 0
+    counters_repaired: int = 0
+    events_scanned: int = 0
+    adjustments_scanned: int = 0
+    differences: list[CounterDifference] = field(default_factory=list)
+    differences_truncated: bool = False
+    by_metric: dict[str, MetricSummary] = field(default_factory=dict)
+
+
+def recompute(contributions: Iterable[Contribution]) -> CounterState:
+    """A counter's state from everything that counts in it (the same fold ingest uses)."""
+    return fold_all(EMPTY, list(contributions))
+
+
+def event_contribution(quantity: Decimal, at: datetime, idempotency_key: str) -> Contribution:
+    """An accepted event as ingest folded it."""
+    return Contribution(quantity, at, idempotency_key)
+
+
+def adjustment_contribution(row: RowMapping) -> Contribution:
+    """An approved adjustment: one carrying an event folds like that event; a pure one adds to the sum."""
+    if row["event_id"] is not None and row["event_ts"] is not None:
+        order_key = row["event_key"] or f"adjustment:{row['id']}"
+        return Contribution(row["delta"], row["event_ts"], order_key)
+    return Contribution(
+        row["delta"], row["created_at"], f"adjustment:{row['id']}", counts_as_event=False
+    )
+
+
+def resolve_instant(value: str | None, now: datetime, param: str) -> datetime | None:
+    """An RFC 3339 time, ``now``, or a negative ISO 8601 duration such as ``-PT24H`` (before ``now``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower() == "now":
+        return now
+    match = _DURATION.match(text.upper())
+    if match is not None and any(match.groupdict().values()):
+        parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+        return now - timedelta(**parts)
+    try:
+        return parse_event_time(text).at
+    except TimeError as exc:
+        raise InvalidInput(
+            f"{param} {exc}, 'now', or a duration before now such as -PT24H",
+            code="invalid_time",
+            param=param,
+        ) from None
+
+
+class ReplayService:
+    """Checks and repairs a tenant's counters against the ledger."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        chunk_size: int = REPLAY_CHUNK,
+        max_differences: int = MAX_REPORTED_DIFFERENCES,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._chunk = chunk_size
+        self._max_differences = max_differences
+
+    async def run(
+        self,
+        tenant_id: str,
+        scope: ReplayScope,
+        *,
+        apply: bool,
+        actor: str,
+        request_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ReplayReport:
+        """Recompute every counter in scope; on ``apply`` write back each one that differs."""
+        report = ReplayReport(tenant_id, scope, apply)
+        async with self._db.read() as conn:
+            keys = await self._keys_in_scope(conn, tenant_id, scope)
+        if progress is not None:
+            progress(ReplayProgress(0, len(keys), 0))
+        for start in range(0, len(keys), self._chunk):
+            chunk = keys[start : start + self._chunk]
+            transaction = self._db.write() if apply else self._db.read()
+            async with transaction as conn:
+                # Locked before reading, as ingest does, so no concurrent write lands in between.
+                await counters.lock(conn, chunk)
+                found = await self._check(conn, tenant_id, chunk, report)
+                if apply and found:
+                    await self._repair(conn, tenant_id, found, actor, request_id)
+                    report.counters_repaired += len(found)
+            if progress is not None:
+                done = min(start + self._chunk, len(keys))
+                progress(ReplayProgress(done, len(keys), report.counters_different))
+        return report
+
+    async def _keys_in_scope(
+        self, conn: AsyncConnection, tenant_id: str, scope: ReplayScope
+    ) -> list[CounterKey]:
+        since, until = scope.time_bounds()
+        found = set(
+            await counters.in_scope(
+                conn,
+                tenant_id,
+                metrics=list(scope.metrics) if scope.metrics else None,
+                customer_ref=scope.customer_ref,
+                period_starts=scope.period_bounds(),
+            )
+        )
+        series = await ledger.series_in_scope(
+            conn,
+            tenant_id,
+            metrics=scope.metrics,
+            customer_ref=scope.customer_ref,
+            since=since,
+            until=until,
+        )
+        found.update(CounterKey(tenant_id, m, c, p) for m, c, p in series)
+        adjusted = await adjustments.counter_keys_with_adjustments(conn, tenant_id)
+        found.update(key for key in adjusted if scope.covers(key))
+        return sorted(found)
+
+    async def _check(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        keys: Sequence[CounterKey],
+        report: ReplayReport,
+    ) -> list[CounterDifference]:
+        stored = await counters.load(conn, keys)
+        adjusted = await adjustments.approved_contributions(conn, tenant_id, keys)
+        different: list[CounterDifference] = []
+        for key in keys:
+            period = period_for(key.period_start)
+            counted = await ledger.counted_events(
+                conn, tenant_id, key.metric, key.customer_ref, period.start, period.end
+            )
+            items = [event_contribution(q, at, k) for q, at, k in counted]
+            items.extend(adjustment_contribution(row) for row in adjusted.get(key, []))
+            recomputed = recompute(items) if items else None
+            before = stored.get(key)
+            if before is None and recomputed is None:
+                continue  # only held events behind this key: nothing is counted, nothing stored
+            summary = report.by_metric.setdefault(key.metric, MetricSummary())
+            report.counters_checked += 1
+            report.events_scanned += len(counted)
+            report.adjustments_scanned += len(adjusted.get(key, []))
+            summary.counters_checked += 1
+            summary.events_found += len(counted)
+            if before == recomputed:
+                continue
+            difference = CounterDifference(key, period, before, recomputed)
+            different.append(difference)
+            report.counters_different += 1
+            summary.counters_different += 1
+            summary.sum_delta += (recomputed.sum if recomputed else Decimal(0)) - (
+                before.sum if before else Decimal(0)
+            )
+            summary.affected_customers.add(key.customer_ref)
+            if len(report.differences) < self._max_differences:
+                report.differences.append(difference)
+            else:
+                report.differences_truncated = True
+        return different
+
+    async def _repair(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        found: list[CounterDifference],
+        actor: str,
+        request_id: str | None,
+    ) -> None:
+        now = self._clock()
+        await counters.save(
+            conn,
+            {d.key: (d.period, d.recomputed) for d in found if d.recomputed is not None},
+            now,
+        )
+        await counters.delete(conn, [d.key for d in found if d.recomputed is None])
+        await audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="replay.repaired",
+            target_type="counters",
+            target_id=f"{len(found)} counters",
+            details={"counters": [_plain(difference_to_wire(d)) for d in found[:100]]},
+            request_id=request_id,
+            now=now,
+        )
+
+
+def state_to_wire(state: CounterState | None) -> dict[str, Any] | None:
+    """A counter state as camelCase (Decimals and datetimes left for the JSON encoder)."""
+    if state is None:
+        return None
+    return {
+        "sum": state.sum,
+        "max": state.max,
+        "last": state.last,
+        "lastAt": state.last_at,
+        "count": state.count,
+        "watermark": state.watermark,
+    }
+
+
+def difference_to_wire(difference: CounterDifference) -> dict[str, Any]:
+    """One difference as camelCase."""
+    return {
+        "metric": difference.key.metric,
+        "customerRef": difference.key.customer_ref,
+        "periodStart": difference.key.period_start,
+        "periodEnd": difference.period.end,
+        "kind": difference.kind,
+        "stored": state_to_wire(difference.stored),
+        "recomputed": state_to_wire(difference.recomputed),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Decimals and datetimes as text, for the audit log's JSON column."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def report_to_wire(report: ReplayReport) -> dict[str, Any]:
+    """The JSON body of a replay (API and ``stripemeter replay --json``)."""
+    scope = report.scope
+    return {
+        "tenantId": report.tenant_id,
+        "mode": "apply" if report.apply else "dry-run",
+        "dryRun": not report.apply,
+        "scope": {
+            "metrics": list(scope.metrics) if scope.metrics else None,
+            "customerRef": scope.customer_ref,
+            "since": scope.since,
+            "until": scope.until,
+        },
+        "countersChecked": report.counters_checked,
+        "countersDifferent": report.counters_different,
+        "countersRepaired": report.counters_repaired,
+        "eventsScanned": report.events_scanned,
+        "adjustmentsScanned": report.adjustments_scanned,
+        "differences": [difference_to_wire(d) for d in report.differences],
+        "differencesTruncated": report.differences_truncated,
+        "changes": {
+            metric: {
+                "countersChecked": s.counters_checked,
+                "countersDifferent": s.counters_different,
+                "eventsFound": s.events_found,
+                "counterDelta": s.sum_delta,
+                "affectedCustomers": len(s.affected_customers),
+            }
+            for metric, s in sorted(report.by_metric.items())
+        },
+    }

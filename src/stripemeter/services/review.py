@@ -1,0 +1,310 @@
+"""Review of held events: list the queue, approve one (counted as an adjustment) or dismiss it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold
+from stripemeter.domain.errors import Conflict, InvalidInput, NotFound
+from stripemeter.domain.periods import period_for
+from stripemeter.services.read_params import decode_cursor, encode_cursor
+from stripemeter.store import adjustments, audit, counters, ledger
+from stripemeter.store.counters import CounterKey
+from stripemeter.store.database import Database
+
+MAX_NOTE_LENGTH = 2000
+APPROVAL_REASON = "held_event"  # the adjustment reason of an approved held event
+REVIEW_STATUSES = ("pending", "approved", "dismissed")
+_CURSOR_KIND = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    """A held event with its review, if any."""
+
+    id: int
+    metric: str
+    customer_ref: str
+    quantity: Decimal
+    at: datetime
+    period_start: datetime
+    reason: str | None
+    idempotency_key: str
+    source: str
+    resource_id: str | None
+    meta: str
+    received_at: datetime
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> HeldEvent:
+        """A ledger row (joined with its review) as a value."""
+        return cls(
+            id=int(row["id"]),
+            metric=row["metric"],
+            customer_ref=row["customer_ref"],
+            quantity=row["quantity"],
+            at=row["ts"],
+            period_start=row["period_start"],
+            reason=row["held_reason"],
+            idempotency_key=row["idempotency_key"],
+            source=row["source"],
+            resource_id=row["resource_id"],
+            meta=row["meta"],
+            received_at=row["received_at"],
+            decision=row["decision"],
+            decided_by=row["review_actor"],
+            decided_at=row["decided_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPage:
+    """A page of held events, newest first, and the cursor of the next page (None on the last)."""
+
+    items: list[HeldEvent]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcome:
+    """What a decision did: the adjustment and the counter after it, for an approval."""
+
+    event_id: int
+    decision: str
+    actor: str
+    note: str | None
+    decided_at: datetime
+    adjustment_id: int | None = None
+    counter_key: CounterKey | None = None
+    counter: CounterState | None = None
+
+
+def validate_note(body: object) -> str | None:
+    """The optional ``{note}`` of a decision body."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object", code="invalid_body")
+    unknown = sorted(set(body) - {"note", "tenantId"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", code="unknown_field", param=unknown[0])
+    note = body.get("note")
+    if note is None:
+        return None
+    if not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH:
+        raise InvalidInput(
+            f"note must be a string of at most {MAX_NOTE_LENGTH} characters",
+            code="invalid_note",
+            param="note",
+        )
+    return note
+
+
+class ReviewService:
+    """The review queue of held events; every decision is one audited write transaction."""
+
+    def __init__(
+        self, db: Database, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def list_held(
+        self,
+        tenant_id: str,
+        *,
+        status: str = "pending",
+        metric: str | None = None,
+        customer_ref: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> HeldPage:
+        """A page of the tenant's held events with the given review status, newest first."""
+        if status not in REVIEW_STATUSES:
+            raise InvalidInput(
+                f"status must be one of {'|'.join(REVIEW_STATUSES)}",
+                code="invalid_status",
+                param="status",
+            )
+        spec = ledger.EventFilter(
+            metric=metric,
+            customer_ref=customer_ref,
+            status="held" if status == "pending" else status,
+        )
+        before_id = None if cursor is None else _cursor_position(cursor, _CURSOR_KIND)
+        async with self._db.read() as conn:
+            rows = await ledger.list_events(
+                conn, tenant_id, spec, before_id=before_id, limit=limit + 1
+            )
+        items = [HeldEvent.from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit and bool(items)
+        return HeldPage(items, encode_cursor(_CURSOR_KIND, items[-1].id) if more else None)
+
+    async def approve(
+        self,
+        tenant_id: str,
+        event_id: int,
+        *,
+        actor: str,
+        note: str | None = None,
+        request_id: str | None = None,
+    ) -> ReviewOutcome:
+        """Count a held event once: adjustment, counter fold, review and audit entry in one transaction."""
+        now = self._clock()
+        try:
+            async with self._db.write() as conn:
+                event = await self._pending(conn, tenant_id, event_id)
+                key = _target_key(tenant_id, event)
+                # Lock, then re-read: a concurrent decision on PostgreSQL commits before we look again.
+                await counters.lock(conn, [key])
+                event = await self._pending(conn, tenant_id, event_id)
+                adjustment_id = await adjustments.insert_adjustment(
+                    conn,
+                    key,
+                    delta=event.quantity,
+                    reason=APPROVAL_REASON,
+                    status="approved",
+                    note=note,
+                    event_id=event.id,
+                    event_ts=event.at,
+                    actor=actor,
+                    now=now,
+                )
+                stored = await counters.load(conn, [key])
+                state = fold(
+                    stored.get(key, EMPTY),
+                    Contribution(event.quantity, event.at, event.idempotency_key),
+                )
+                await counters.save(conn, {key: (period_for(key.period_start), state)}, now)
+                await adjustments.insert_review(
+                    conn,
+                    tenant_id=tenant_id,
+                    event_id=event.id,
+                    decision="approved",
+                    actor=actor,
+                    note=note,
+                    adjustment_id=adjustment_id,
+                    now=now,
+                )
+                await audit.record(
+                    conn,
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    action="held_event.approved",
+                    target_type="event",
+                    target_id=str(event.id),
+                    details={
+                        **_audit_details(event, note),
+                        "adjustmentId": adjustment_id,
+                        "counter": {"sum": str(state.sum), "count": state.count},
+                    },
+                    request_id=request_id,
+                    now=now,
+                )
+        except IntegrityError:
+            # A concurrent decision that got past the check still hits the review's primary key.
+            raise _already_reviewed(event_id) from None
+        return ReviewOutcome(event.id, "approved", actor, note, now, adjustment_id, key, state)
+
+    async def dismiss(
+        self,
+        tenant_id: str,
+        event_id: int,
+        *,
+        actor: str,
+        note: str | None = None,
+        request_id: str | None = None,
+    ) -> ReviewOutcome:
+        """Close a held event without counting it (review and audit entry; counters untouched)."""
+        now = self._clock()
+        try:
+            async with self._db.write() as conn:
+                event = await self._pending(conn, tenant_id, event_id)
+                # Same lock as approval, so an approve and a dismiss of one event serialise.
+                await counters.lock(conn, [_target_key(tenant_id, event)])
+                event = await self._pending(conn, tenant_id, event_id)
+                await adjustments.insert_review(
+                    conn,
+                    tenant_id=tenant_id,
+                    event_id=event.id,
+                    decision="dismissed",
+                    actor=actor,
+                    note=note,
+                    adjustment_id=None,
+                    now=now,
+                )
+                await audit.record(
+                    conn,
+                    tenant_id=tenant_id,
+                    actor=actor,
+                    action="held_event.dismissed",
+                    target_type="event",
+                    target_id=str(event.id),
+                    details=_audit_details(event, note),
+                    request_id=request_id,
+                    now=now,
+                )
+        except IntegrityError:
+            raise _already_reviewed(event_id) from None
+        return ReviewOutcome(event.id, "dismissed", actor, note, now)
+
+    @staticmethod
+    async def _pending(conn: AsyncConnection, tenant_id: str, event_id: int) -> HeldEvent:
+        row = await ledger.get_event(conn, tenant_id, event_id)
+        if row is None:
+            raise NotFound(
+                f"no event {event_id} in this tenant", code="event_not_found", param="id"
+            )
+        if row["status"] != "held":
+            raise Conflict(
+                f"event {event_id} is {row['status']}, not held; only held events are reviewed",
+                code="event_not_held",
+            )
+        event = HeldEvent.from_row(row)
+        if event.decision is not None:
+            raise _already_reviewed(event_id, event.decision)
+        return event
+
+
+def _cursor_position(cursor: str, kind: str) -> int:
+    position = decode_cursor(cursor, kind)
+    if not isinstance(position, int) or isinstance(position, bool):
+        raise InvalidInput("cursor is malformed", code="invalid_cursor", param="cursor")
+    return position
+
+
+def _target_key(tenant_id: str, event: HeldEvent) -> CounterKey:
+    """The counter an approved event is folded into: its own period's.
+
+    A ``period_closed`` hold belongs in the next open period instead (a true-up); that path arrives
+    with invoice finalisation (issue 4) and will branch here.
+    """
+    return CounterKey(tenant_id, event.metric, event.customer_ref, event.period_start)
+
+
+def _already_reviewed(event_id: int, decision: str | None = None) -> Conflict:
+    what = f" ({decision})" if decision else ""
+    return Conflict(f"event {event_id} was already reviewed{what}", code="already_reviewed")
+
+
+def _audit_details(event: HeldEvent, note: str | None) -> dict[str, Any]:
+    return {
+        "metric": event.metric,
+        "customerRef": event.customer_ref,
+        "quantity": str(event.quantity),
+        "ts": event.at.isoformat(),
+        "periodStart": event.period_start.isoformat(),
+        "heldReason": event.reason,
+        "note": note,
+    }
