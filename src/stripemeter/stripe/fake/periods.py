@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 _FIXED = {"day": 86400, "week": 7 * 86400}
 
@@ -33,8 +33,3 @@ def period_containing(anchor: int, interval: str, count: int, at: int) -> tuple[
     while steps > 0 and shift(anchor, interval, count, steps) > at:
         steps -= 1
     return shift(anchor, interval, count, steps), shift(anchor, interval, count, steps + 1)
-
-
-def to_datetime(timestamp: int) -> datetime:
-    """Return an aware UTC datetime for Unix seconds."""
-    return datetime.fromtimestamp(timestamp, UTC) + timedelta(0)
