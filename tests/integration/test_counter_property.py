@@ -1,0 +1,391 @@
+"""Derivability, as a property: after every ingest batch the counters equal an independent model.
+
+Hypothesis generates streams of batches with resent events (in other spellings of the same time and
+quantity), reused idempotency keys with other payloads, out-of-order and late events around small
+lateness windows, month and year boundaries (with events exactly at a month start), several metrics,
+customers and aggregations, and a few invalid events. The model below is plain Python written from
+the design, not from the service: dedupe by key (first payload wins), lateness judged against the
+model's own watermark per counter in arrival order, ``last`` = the value at the greatest (time, key).
+Each example uses a fresh tenant, since tenants isolate everything, so one database per test suffices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from stripemeter.api.app import Services
+from stripemeter.store import metric_settings
+from stripemeter.store.tables import counters, events
+
+# metric -> (aggregation used for billing, lateness window); ``tokens`` is left unconfigured, so it
+# gets the default window (48 h).
+CONFIGURED = {
+    "calls": ("sum", timedelta(hours=1)),
+    "gb": ("max", timedelta(minutes=30)),
+    "seats": ("last", timedelta(0)),
+}
+DEFAULT_WINDOW = timedelta(hours=48)
+METRICS = [*CONFIGURED, "tokens"]
+CUSTOMERS = ["cus_a", "cus_a", "cus_b"]  # one hot customer, so series see several events
+KEYS = [f"key-{i}" for i in range(6)]
+
+# Two clusters of instants on a 15-minute grid, each crossing a month start (one also a year start)
+# and hitting it exactly: 2025-01-31T22:00 + 2 h = 2025-02-01T00:00, 2024-12-31T23:00 + 1 h.
+CLUSTERS = [datetime(2025, 1, 31, 22, tzinfo=UTC), datetime(2024, 12, 31, 23, tzinfo=UTC)]
+STEPS = 20
+STEP = timedelta(minutes=15)
+
+QUANTITIES = [Decimal(v) for v in ("0", "1", "2.5", "7", "10", "0.1", "123456789.123456789012")]
+CORRECTIONS = [Decimal("-1"), Decimal("-2.5")]
+COUNTER_FIELDS = ("period_end", "sum", "max", "last", "last_ts", "last_key", "count", "watermark")
+OFFSETS = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated operations
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What an event says, independent of how it is spelled on the wire."""
+
+    metric: str
+    customer: str
+    at: datetime
+    quantity: Decimal
+    key: str | None
+    resource: str | None
+    meta: dict[str, str]
+    correction: bool
+
+    @property
+    def payload(self) -> tuple[Any, ...]:
+        """The identity of the payload: equal values are the same event whatever the spelling."""
+        return (
+            self.metric,
+            self.customer,
+            self.resource,
+            self.at,
+            self.quantity,
+            tuple(sorted(self.meta.items())),
+        )
+
+
+@dataclass(frozen=True)
+class New:
+    """Send a new event."""
+
+    spec: Spec
+    spelling: int
+
+
+@dataclass(frozen=True)
+class Resend:
+    """Send again the ``which``-th earlier event (modulo how many there are), maybe spelled differently."""
+
+    which: int
+    spelling: int
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Send an event the service must reject, naming the field."""
+
+    kind: str
+
+
+Op = New | Resend | Invalid
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> Spec:
+    """Any valid event of the small universe above."""
+    correction = draw(st.integers(0, 5)) == 5
+    quantity = draw(st.sampled_from(CORRECTIONS if correction else QUANTITIES))
+    base = draw(st.sampled_from(CLUSTERS))
+    return Spec(
+        metric=draw(st.sampled_from(METRICS)),
+        customer=draw(st.sampled_from(CUSTOMERS)),
+        at=base + draw(st.integers(0, STEPS)) * STEP,
+        quantity=quantity,
+        key=draw(st.one_of(st.none(), st.sampled_from(KEYS))),
+        resource=draw(st.sampled_from([None, None, "res_1"])),
+        meta=draw(st.sampled_from([{}, {}, {"region": "eu"}])),
+        correction=correction,
+    )
+
+
+spellings = st.integers(0, 11)
+ops: st.SearchStrategy[Op] = st.one_of(
+    st.builds(New, specs(), spellings),
+    st.builds(New, specs(), spellings),
+    st.builds(Resend, st.integers(0, 50), spellings),
+    st.builds(Invalid, st.sampled_from(["negative", "timestamp", "metric"])),
+)
+streams = st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=6)
+
+
+def wire(spec: Spec, spelling: int) -> dict[str, Any]:
+    """The event as a client would send it; ``spelling`` varies the offset and number format only."""
+    zone = OFFSETS[spelling % len(OFFSETS)]
+    local = spec.at.astimezone(zone)
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    if spelling % 2:
+        text += ".000000"
+    offset = local.strftime("%z")
+    text += "Z" if zone is UTC else f"{offset[:3]}:{offset[3:]}"
+    quantity: Any
+    style = spelling // 3 % 4
+    if style == 0:
+        quantity = spec.quantity
+    elif style == 1:
+        quantity = str(spec.quantity)
+    elif style == 2:
+        quantity = f"{spec.quantity:.12f}"
+    elif spec.quantity == int(spec.quantity):
+        quantity = int(spec.quantity)
+    else:  # a float when it reads back exactly (0.1, 2.5), which clients do send
+        exact = Decimal(repr(float(spec.quantity))) == spec.quantity
+        quantity = float(spec.quantity) if exact else str(spec.quantity)
+    raw: dict[str, Any] = {
+        "metric": spec.metric,
+        "customerRef": spec.customer,
+        "quantity": quantity,
+        "ts": text,
+    }
+    if spec.key is not None:
+        raw["idempotencyKey"] = spec.key
+    if spec.resource is not None:
+        raw["resourceId"] = spec.resource
+    if spec.meta or spelling % 4 == 3:
+        raw["meta"] = dict(spec.meta)
+    if spec.correction:
+        raw["source"] = "correction"
+    elif spelling % 5 == 4:
+        raw["source"] = "sdk"
+    return raw
+
+
+def invalid(kind: str) -> tuple[dict[str, Any], str]:
+    """An invalid wire event and the field the rejection must name."""
+    good = {"metric": "calls", "customerRef": "cus_a", "quantity": 1, "ts": "2025-01-31T22:00:00Z"}
+    if kind == "negative":
+        return {**good, "quantity": -1}, "quantity"
+    if kind == "timestamp":
+        return {**good, "ts": "2025-01-31T22:00:00"}, "ts"  # no offset
+    return {k: v for k, v in good.items() if k != "metric"}, "metric"
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference model
+
+
+def month_start(at: datetime) -> datetime:
+    """The calendar month (UTC) an instant belongs to."""
+    return datetime(at.year, at.month, 1, tzinfo=UTC)
+
+
+def next_month(start: datetime) -> datetime:
+    """The start of the month after ``start``."""
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def documented_key(tenant: str, spec: Spec) -> str:
+    """The key of an event sent without one, as documented in ``domain/events.derive_key``."""
+    at = spec.at.astimezone(UTC)
+    text = at.strftime("%Y-%m-%dT%H:%M:%S")
+    if at.microsecond:
+        text += "." + f"{at.microsecond:06d}".rstrip("0")
+    quantity = "0" if spec.quantity == 0 else format(spec.quantity.normalize(), "f")
+    body = [spec.metric, spec.customer, spec.resource or "", text + "Z", quantity, spec.meta]
+    canonical = json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(tenant.encode() + b"\x1f" + canonical.encode()).hexdigest()
+    return f"evt_{digest[:32]}"
+
+
+@dataclass
+class Stored:
+    """One key the model's ledger holds."""
+
+    spec: Spec
+    status: str
+    event_id: int | None = None
+
+
+@dataclass
+class Model:
+    """What the service must hold for one tenant."""
+
+    tenant: str
+    ledger: dict[str, Stored] = field(default_factory=dict)
+    counted: dict[tuple[str, str, datetime], list[tuple[Decimal, datetime, str]]] = field(
+        default_factory=dict
+    )
+
+    def window(self, metric: str) -> timedelta:
+        """The lateness window the tenant configured for the metric."""
+        return CONFIGURED[metric][1] if metric in CONFIGURED else DEFAULT_WINDOW
+
+    def apply(self, spec: Spec) -> tuple[str, str, str | None]:
+        """Ingest one valid event: (key, status, reason)."""
+        key = spec.key if spec.key is not None else documented_key(self.tenant, spec)
+        earlier = self.ledger.get(key)
+        if earlier is not None:
+            if earlier.spec.payload == spec.payload:
+                return key, "duplicate", None
+            return key, "conflict", "idempotency_key_reused"
+        series = (spec.metric, spec.customer, month_start(spec.at))
+        counted = self.counted.setdefault(series, [])
+        watermark = max((at for _, at, _ in counted), default=None)
+        if watermark is not None and spec.at < watermark - self.window(spec.metric):
+            self.ledger[key] = Stored(spec, "held")
+            return key, "held", "beyond_lateness_window"
+        if watermark is not None and spec.at < watermark:
+            event("saw a late event within the window")
+        counted.append((spec.quantity, spec.at, key))
+        self.ledger[key] = Stored(spec, "accepted")
+        return key, "accepted", None
+
+    def counters(self) -> dict[tuple[str, str, datetime], dict[str, Any]]:
+        """Every counter with at least one counted event, computed from scratch."""
+        expected: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+        for series, items in self.counted.items():
+            if not items:
+                continue
+            last_q, last_at, last_key = max(items, key=lambda item: (item[1], item[2]))
+            expected[series] = {
+                "period_end": next_month(series[2]),
+                "sum": sum((q for q, _, _ in items), Decimal(0)),
+                "max": max(q for q, _, _ in items),
+                "last": last_q,
+                "last_ts": last_at,
+                "last_key": last_key,
+                "count": len(items),
+                "watermark": max(at for _, at, _ in items),
+            }
+        return expected
+
+
+# ---------------------------------------------------------------------------------------------
+# The property
+
+_tenants: Iterator[int] = itertools.count()
+
+
+async def configure(services: Services, tenant: str) -> None:
+    """Give the tenant's configured metrics their aggregation and (small) lateness window."""
+    now = datetime.now(UTC)
+    async with services.db.write() as conn:
+        for metric, (aggregation, window) in CONFIGURED.items():
+            await metric_settings.upsert(
+                conn,
+                tenant,
+                metric,
+                aggregation=aggregation,
+                lateness_window_seconds=int(window.total_seconds()),
+                unit="unit",
+                description="",
+                now=now,
+            )
+
+
+async def check_store(services: Services, model: Model) -> None:
+    """The stored counters and ledger equal the model's, field by field."""
+    async with services.db.read() as conn:
+        rows = await conn.execute(select(counters).where(counters.c.tenant_id == model.tenant))
+        stored = {
+            (r["metric"], r["customer_ref"], r["period_start"]): {
+                name: r[name] for name in COUNTER_FIELDS
+            }
+            for r in rows.mappings()
+        }
+        ledger_rows = (
+            (await conn.execute(select(events).where(events.c.tenant_id == model.tenant)))
+            .mappings()
+            .all()
+        )
+    assert stored == model.counters()
+
+    ledger = {r["idempotency_key"]: r for r in ledger_rows}
+    assert len(ledger) == len(ledger_rows) == len(model.ledger)
+    for key, want in model.ledger.items():
+        row = ledger[key]
+        assert row["id"] == want.event_id, key
+        assert row["status"] == want.status, key
+        assert row["held_reason"] == (
+            None if want.status == "accepted" else "beyond_lateness_window"
+        )
+        assert (row["metric"], row["customer_ref"], row["resource_id"]) == (
+            want.spec.metric,
+            want.spec.customer,
+            want.spec.resource,
+        )
+        assert row["quantity"] == want.spec.quantity
+        assert row["ts"] == want.spec.at
+        assert row["period_start"] == month_start(want.spec.at)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    # One database serves every example; each example isolates itself with a fresh tenant.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(stream=streams)
+async def test_counters_always_equal_the_reference_model(
+    services: Services, stream: list[list[Op]]
+) -> None:
+    """After every batch, each counter, ledger row and per-event result equals the model's."""
+    tenant = f"prop-{next(_tenants)}"
+    await configure(services, tenant)
+    model = Model(tenant)
+    sent: list[Spec] = []
+    for batch in stream:
+        raw: list[dict[str, Any]] = []
+        expected: list[Spec | str] = []  # a Spec to ingest, or the field a rejection names
+        for op in batch:
+            if isinstance(op, Invalid):
+                bad_event, bad_field = invalid(op.kind)
+                raw.append(bad_event)
+                expected.append(bad_field)
+                continue
+            if isinstance(op, Resend):
+                if not sent:
+                    continue
+                spec = sent[op.which % len(sent)]
+            else:
+                spec = op.spec
+                sent.append(spec)
+            raw.append(wire(spec, op.spelling))
+            expected.append(spec)
+        if not raw:
+            continue
+
+        report = await services.ingest.ingest(tenant, raw)
+
+        assert [r.index for r in report.results] == list(range(len(raw)))
+        for result, want in zip(report.results, expected, strict=True):
+            if isinstance(want, str):
+                assert (result.status, result.field) == ("rejected", want), result
+                continue
+            key, status, reason = model.apply(want)
+            event(f"saw {status}")  # --hypothesis-show-statistics tells how often each case arose
+            assert (result.idempotency_key, result.status, result.reason) == (key, status, reason)
+            assert result.event_id is not None
+            stored = model.ledger[key]
+            if stored.event_id is None:
+                stored.event_id = result.event_id  # the first store names the event for good
+            assert result.event_id == stored.event_id
+        assert sum(report.totals.values()) == len(raw)
+        await check_store(services, model)
