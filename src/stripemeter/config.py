@@ -50,6 +50,38 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(True, validation_alias=_env("STRIPEMETER_METRICS_PUBLIC"))
     bootstrap_tenant: str = Field("default", validation_alias=_env("STRIPEMETER_BOOTSTRAP_TENANT"))
     stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))
+    stripe_test_secret_key: SecretStr | None = Field(
+        None, validation_alias=_env("STRIPE_TEST_SECRET_KEY")
+    )
+    stripe_api_base: str | None = Field(None, validation_alias=_env("STRIPE_API_BASE"))
+    stripe_meter_events_base: str | None = Field(
+        None, validation_alias=_env("STRIPE_METER_EVENTS_BASE")
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("STRIPE_WEBHOOK_SECRET")
+    )
+    push_interval_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("STRIPEMETER_PUSH_INTERVAL_SECONDS")
+    )
+    push_enabled: bool = Field(True, validation_alias=_env("STRIPEMETER_PUSH_ENABLED"))
+    push_batch_size: int = Field(200, ge=1, validation_alias=_env("STRIPEMETER_PUSH_BATCH_SIZE"))
+    push_concurrency: int = Field(8, ge=1, validation_alias=_env("STRIPEMETER_PUSH_CONCURRENCY"))
+    push_lease_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("STRIPEMETER_PUSH_LEASE_SECONDS")
+    )
+    stripe_timeout_seconds: float = Field(
+        20.0, gt=0, validation_alias=_env("STRIPEMETER_STRIPE_TIMEOUT_SECONDS")
+    )
+    stripe_live_rate: float = Field(
+        1000.0, gt=0, validation_alias=_env("STRIPEMETER_STRIPE_LIVE_RATE")
+    )
+    stripe_test_rate: float = Field(
+        25.0, gt=0, validation_alias=_env("STRIPEMETER_STRIPE_TEST_RATE")
+    )
+    stripe_meter_driver: Literal["meters", "meter_stream"] = Field(
+        "meters", validation_alias=_env("STRIPEMETER_STRIPE_METER_DRIVER")
+    )
+    fake_stripe_port: int = Field(0, ge=0, validation_alias=_env("STRIPEMETER_FAKE_STRIPE_PORT"))
 
     @property
     def lateness_window(self) -> timedelta:
@@ -60,6 +92,19 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the embedded default database is in use."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def stripe_webhook_secrets(self) -> list[str]:
+        """Every accepted webhook signing secret (comma-separated for rotation)."""
+        if self.stripe_webhook_secret is None:
+            return []
+        raw = self.stripe_webhook_secret.get_secret_value()
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+    @property
+    def uses_fake_stripe(self) -> bool:
+        """Whether no Stripe is configured, so the embedded fake Stripe stands in."""
+        return self.stripe_secret_key is None and self.stripe_api_base is None
 
     @property
     def writer_count(self) -> int:
