@@ -173,3 +173,102 @@ idempotent_requests = Table(
     Column("response_body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- Stripe sync: price mappings, customer mappings, the two-phase write log -----------------------
+
+price_mappings = Table(
+    "price_mappings",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("aggregation", String(8), nullable=False),  # sum | max | last | count
+    Column("driver", String(16), nullable=False),  # meters | meter_stream | legacy
+    Column("stripe_account", String(100), nullable=False),  # "default" or acct_…
+    Column("meter_event_name", String(100)),
+    Column("meter_id", String(100)),
+    Column("price_id", String(100)),
+    Column("subscription_item_id", String(100)),
+    Column("currency", String(3)),
+    Column("active", Boolean, nullable=False),
+    Column("shadow", Boolean, nullable=False),
+    Column("shadow_stripe_account", String(100)),
+    Column("shadow_meter_event_name", String(100)),
+    Column("shadow_price_id", String(100)),
+    Column("shadow_subscription_item_id", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_price_mappings_tenant_metric", "tenant_id", "metric"),
+)
+
+customer_mappings = Table(
+    "customer_mappings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_ref", String(255), primary_key=True),
+    Column("stripe_customer_id", String(100), nullable=False),
+    Column("shadow_stripe_customer_id", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_customer_mappings_tenant_stripe", "tenant_id", "stripe_customer_id"),
+)
+
+# One row per (mapping, target, customer, billing period): what Stripe has confirmed, and the one
+# push in flight (intent written and committed before Stripe is called).
+push_log = Table(
+    "push_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("mapping_id", String(40), nullable=False),
+    Column("target", String(8), nullable=False),  # live | shadow
+    Column("customer_ref", String(255), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("pushed_total", Quantity, nullable=False),
+    Column("pushed_seq", Integer, nullable=False),
+    Column("last_stamp", UTCDateTime),
+    Column("pending_from", Quantity),
+    Column("pending_to", Quantity),
+    Column("pending_stamp", UTCDateTime),
+    Column("pending_since", UTCDateTime),
+    Column("identifier", String(100)),
+    Column("status", String(8), nullable=False),  # ok | pending | parked
+    Column("dirty", Boolean, nullable=False),
+    Column("changed_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("mapping_id", "target", "customer_ref", "period_start"),
+    Index("ix_push_log_work", "next_attempt_at", "dirty", "status"),
+    Index("ix_push_log_tenant", "tenant_id", "customer_ref", "period_start"),
+)
+
+# How far each mapping's change scan has read ``counters.updated_at``.
+push_cursors = Table(
+    "push_cursors",
+    metadata,
+    Column("mapping_id", String(40), primary_key=True),
+    Column("seen_until", UTCDateTime, nullable=False),
+)
+
+# The Stripe subscription item a (mapping, target, customer) bills through, with its cycle.
+stripe_subscription_items = Table(
+    "stripe_subscription_items",
+    metadata,
+    Column("mapping_id", String(40), primary_key=True),
+    Column("target", String(8), primary_key=True),
+    Column("customer_ref", String(255), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("subscription_id", String(100)),
+    Column("item_id", String(100)),
+    Column("anchor", UTCDateTime),
+    Column("interval", String(8)),
+    Column("interval_count", Integer),
+    Column("current_period_start", UTCDateTime),
+    Column("current_period_end", UTCDateTime),
+    Column("fetched_at", UTCDateTime, nullable=False),
+)
