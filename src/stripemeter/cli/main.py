@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stripemeter.cli import keys, server
+from stripemeter.cli import keys, replay, server
 
 app = typer.Typer(
     name="stripemeter",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 server.register(app)
 app.add_typer(keys.app, name="keys")
+replay.register(app)
 
 
 def main() -> None:
