@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -41,10 +42,65 @@ def month_from_label(label: str) -> Period:
     return calendar_month(start)
 
 
-def period_for(at: datetime) -> Period:
-    """The period an event time belongs to.
+def period_for(at: datetime, cycle: BillingCycle | None = None) -> Period:
+    """The period an event time belongs to: the calendar month, or the cycle's anchored period.
 
-    Calendar months for now; billing-cycle anchors from Stripe subscriptions arrive with the Stripe
-    sync, behind this same function.
+    Without a cycle (every tenant without a known Stripe subscription) this is the UTC calendar
+    month, exactly as before cycles existed.
     """
-    return calendar_month(at)
+    if cycle is None:
+        return calendar_month(at)
+    return cycle.period_containing(at)
+
+
+CYCLE_INTERVALS = ("day", "week", "month", "year")
+_FIXED_INTERVALS = {"day": timedelta(days=1), "week": timedelta(weeks=1)}
+_APPROX_INTERVALS = {
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=28),
+    "year": timedelta(days=365),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BillingCycle:
+    """A subscription's billing cycle: an anchor instant and an interval, as Stripe bills them.
+
+    Monthly and yearly periods keep the anchor's day and time; a day the month lacks clamps to its
+    last day (an anchor on the 31st bills on 28 or 29 February), as Stripe does.
+    """
+
+    anchor: datetime
+    interval: str = "month"
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.interval not in CYCLE_INTERVALS:
+            raise ValueError(f"interval must be one of {', '.join(CYCLE_INTERVALS)}")
+        if self.count < 1:
+            raise ValueError("interval count must be at least 1")
+        if self.anchor.tzinfo is None:
+            raise ValueError("the anchor must be an aware datetime")
+
+    def boundary(self, steps: int) -> datetime:
+        """The anchor moved by ``steps`` intervals (negative steps go back)."""
+        anchor = self.anchor.astimezone(UTC)
+        if self.interval in _FIXED_INTERVALS:
+            return anchor + _FIXED_INTERVALS[self.interval] * self.count * steps
+        months = self.count * steps * (12 if self.interval == "year" else 1)
+        total = anchor.year * 12 + (anchor.month - 1) + months
+        year, month0 = divmod(total, 12)
+        day = min(anchor.day, calendar.monthrange(year, month0 + 1)[1])
+        return anchor.replace(year=year, month=month0 + 1, day=day)
+
+    def period_containing(self, at: datetime) -> Period:
+        """The anchored period ``[start, end)`` that contains ``at`` (before or after the anchor)."""
+        at = at.astimezone(UTC)
+        approx = _APPROX_INTERVALS[self.interval] * self.count
+        steps = (at - self.anchor) // approx
+        while self.boundary(steps) > at:
+            steps -= 1
+        while self.boundary(steps + 1) <= at:
+            steps += 1
+        return Period(self.boundary(steps), self.boundary(steps + 1))
