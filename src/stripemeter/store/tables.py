@@ -272,3 +272,68 @@ stripe_subscription_items = Table(
     Column("current_period_end", UTCDateTime),
     Column("fetched_at", UTCDateTime, nullable=False),
 )
+
+# Pricing (issue 5): a price configured on a metric, and the invoice simulator's scenarios and runs.
+
+metric_prices = Table(
+    "metric_prices",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("price", JSON, nullable=False),  # Stripe's Price shape; decimals as strings
+    Column("minimum_amount", BigInteger),  # minor units; None = no minimum
+    Column("maximum_amount", BigInteger),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+simulation_scenarios = Table(
+    "simulation_scenarios",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("document", JSON, nullable=False),  # the scenario as written (decimals as strings)
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_simulation_scenarios_tenant", "tenant_id", "active", "created_at"),
+)
+
+simulation_batches = Table(
+    "simulation_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("scenario_ids", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # completed | failed | partial
+    Column("summary", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Index("ix_simulation_batches_tenant", "tenant_id", "created_at"),
+)
+
+simulation_runs = Table(
+    "simulation_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("scenario_id", String(40)),
+    Column("batch_id", String(40)),
+    Column("name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),  # completed | failed
+    Column("passed", Boolean),
+    Column("scenario_snapshot", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", JSON),
+    Column("duration_ms", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime),
+    Index("ix_simulation_runs_tenant", "tenant_id", "created_at"),
+    Index("ix_simulation_runs_batch", "tenant_id", "batch_id"),
+)
