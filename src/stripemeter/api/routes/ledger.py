@@ -34,7 +34,7 @@ TIME_HELP = "RFC 3339 with an offset (or YYYY-MM-DD for midnight UTC); the range
     responses={
         **schemas.ERRORS,
         200: {
-            "content": {"text/csv": {}},
+            "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "A page of events, or CSV with format=csv",
         },
     },
