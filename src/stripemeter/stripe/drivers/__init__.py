@@ -1,0 +1,1 @@
+"""Billing drivers: one small base (``base.Driver``) and an implementation per Stripe API."""
