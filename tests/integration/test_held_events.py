@@ -159,7 +159,9 @@ async def test_review_routes_check_scopes(api: httpx.AsyncClient, app_services: 
     assert denied.json()["error"]["code"] == "missing_scope"
     assert (await api.get("/v1/events/held", headers=bearer(reader.key))).status_code == 200
     for action in ("approve", "dismiss"):
-        response = await api.post(f"/v1/events/held/{event_id}/{action}", headers=bearer(reader.key))
+        response = await api.post(
+            f"/v1/events/held/{event_id}/{action}", headers=bearer(reader.key)
+        )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "missing_scope"
     ok = await api.post(f"/v1/events/held/{event_id}/approve", headers=bearer(approver.key))

@@ -101,7 +101,9 @@ async def test_strict_mode_rejects_unknown_metrics_per_event(
     assert turned_on.json()["strictMetrics"] is True
     response = await api.post(
         "/v1/events/ingest",
-        json={"events": [event("2025-01-20T00:00:00Z"), event("2025-01-20T00:00:00Z", metric="gpu")]},
+        json={
+            "events": [event("2025-01-20T00:00:00Z"), event("2025-01-20T00:00:00Z", metric="gpu")]
+        },
     )
     assert response.status_code == 200, response.text
     first, second = response.json()["results"]
