@@ -235,7 +235,8 @@ push_log = Table(
     Column("identifier", String(100)),
     Column("status", String(8), nullable=False),  # ok | pending | parked
     Column("dirty", Boolean, nullable=False),
-    Column("changed_at", UTCDateTime),
+    Column("changed_at", UTCDateTime),  # oldest counter change not yet pushed
+    Column("seen_at", UTCDateTime),  # the newest counters.updated_at the change scan marked
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("next_attempt_at", UTCDateTime, nullable=False),

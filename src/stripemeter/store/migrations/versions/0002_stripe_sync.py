@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("dirty", sa.Boolean(), nullable=False),
         sa.Column("changed_at", stripemeter.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("seen_at", stripemeter.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column(
