@@ -28,7 +28,7 @@ from stripemeter.client._types import JSONObject, QueryParams, TimeLike
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 100  # events per page when listing
 
-Step = Literal["day", "month"]
+Interval = Literal["hour", "day", "month"]
 AdjustmentReason = Literal["backfill", "correction", "promo", "credit", "manual"]
 
 
@@ -62,24 +62,20 @@ def _with_tenant(tenant_id: str | None, params: QueryParams) -> QueryParams:
     return params
 
 
-def get_usage(tenant_id: str | None, customer_ref: str) -> Call[Usage]:
-    """``GET /v1/usage/current``."""
-    return Call(
-        "GET",
-        "/v1/usage/current",
-        Usage.from_json,
-        _with_tenant(tenant_id, query(customerRef=customer_ref)),
-    )
+def get_usage(tenant_id: str | None, customer_ref: str, period: str | None) -> Call[Usage]:
+    """``GET /v1/usage/current`` (``period``: ``YYYY-MM``, default the current one)."""
+    params = query(customerRef=customer_ref, period=period)
+    return Call("GET", "/v1/usage/current", Usage.from_json, _with_tenant(tenant_id, params))
 
 
 def get_usage_history(
     tenant_id: str | None,
     customer_ref: str,
     *,
-    metric: str | None,
+    metric: str,
     period_start: TimeLike | date | None,
     period_end: TimeLike | date | None,
-    step: Step,
+    interval: Interval | None,
 ) -> Call[UsageHistory]:
     """``GET /v1/usage/history``."""
     params = query(
@@ -87,7 +83,7 @@ def get_usage_history(
         metric=metric,
         periodStart=_day(period_start),
         periodEnd=_day(period_end),
-        step=step,
+        interval=interval,
     )
     return Call("GET", "/v1/usage/history", UsageHistory.from_json, _with_tenant(tenant_id, params))
 
@@ -140,14 +136,18 @@ def events_query(
     *,
     customer_ref: str | None,
     metric: str | None,
+    status: str | None,
+    source: str | None,
     start_time: TimeLike | None,
     end_time: TimeLike | None,
     page_size: int,
 ) -> QueryParams:
-    """The query of the first page of events."""
+    """The query of the first page of events (``[start_time, end_time)``)."""
     return query(
         customerRef=customer_ref,
         metric=metric,
+        status=status,
+        source=source,
         startTime=None if start_time is None else to_utc(start_time),
         endTime=None if end_time is None else to_utc(end_time),
         limit=page_size,

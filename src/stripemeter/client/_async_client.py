@@ -383,31 +383,32 @@ class AsyncStripeMeterClient(BaseClient):
         self,
         customer_ref: str | None = None,
         *,
+        period: str | None = None,
         timeout: TimeoutSetting | UseClientDefault = USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - a per-request httpx timeout, as in httpx.AsyncClient
         retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
     ) -> Usage:
-        """The customer's usage per metric in the current billing period."""
-        call = api.get_usage(self.tenant_id, self._ref(customer_ref))
+        """The customer's usage per metric in the current billing period (or ``period``, YYYY-MM)."""
+        call = api.get_usage(self.tenant_id, self._ref(customer_ref), period)
         return await self._call(call, timeout=timeout, retry=retry)
 
     async def get_usage_history(
         self,
         customer_ref: str | None = None,
         *,
-        metric: str | None = None,
+        metric: str,
         period_start: TimeLike | date | None = None,
         period_end: TimeLike | date | None = None,
-        step: api.Step = "day",
+        interval: api.Interval | None = None,
         timeout: TimeoutSetting | UseClientDefault = USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - a per-request httpx timeout, as in httpx.AsyncClient
     ) -> UsageHistory:
-        """Usage over time for one customer (and metric), in day or month buckets."""
+        """A metric's usage over ``[period_start, period_end)`` in hour, day or month buckets."""
         call = api.get_usage_history(
             self.tenant_id,
             self._ref(customer_ref),
             metric=metric,
             period_start=period_start,
             period_end=period_end,
-            step=step,
+            interval=interval,
         )
         return await self._call(call, timeout=timeout)
 
@@ -433,6 +434,8 @@ class AsyncStripeMeterClient(BaseClient):
         customer_ref: str | None = None,
         *,
         metric: str | None = None,
+        status: str | None = None,
+        source: str | None = None,
         start_time: TimeLike | None = None,
         end_time: TimeLike | None = None,
         page_size: int = api.DEFAULT_PAGE_SIZE,
@@ -441,6 +444,8 @@ class AsyncStripeMeterClient(BaseClient):
         params: dict[str, Any] | None = api.events_query(
             customer_ref=customer_ref,
             metric=metric,
+            status=status,
+            source=source,
             start_time=start_time,
             end_time=end_time,
             page_size=page_size,

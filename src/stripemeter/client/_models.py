@@ -283,26 +283,42 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class UsageMetric:
-    """One metric's usage so far in the period."""
+    """One metric's counter in the period; ``current`` is its billing value under ``aggregation``."""
 
     name: str
     current: Decimal
-    unit: str | None = None
-    limit: Decimal | None = None
     aggregation: str | None = None
+    unit: str | None = None
+    sum: Decimal | None = None
+    max: Decimal | None = None
+    last: Decimal | None = None
+    count: int | None = None
+    watermark: datetime | None = None
+    updated_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UsageMetric:
         """Parse one item of ``metrics``."""
+        count = data.get("count")
         return cls(
-            name=str(data.get("name") or data.get("metric") or ""),
-            current=_dec(data.get("current", data.get("value"))),
-            unit=_text(data.get("unit")),
-            limit=_opt_decimal(data.get("limit")),
+            name=str(data.get("metric") or data.get("name") or ""),
+            current=_dec(data.get("value", data.get("current"))),
             aggregation=_text(data.get("aggregation")),
+            unit=_text(data.get("unit")),
+            sum=_opt_decimal(data.get("sum")),
+            max=_opt_decimal(data.get("max")),
+            last=_opt_decimal(data.get("last")),
+            count=None if count is None else int(count),
+            watermark=_opt_time(data.get("watermark")),
+            updated_at=_opt_time(data.get("updatedAt")),
             raw=data,
         )
+
+    @property
+    def value(self) -> Decimal:
+        """The billing value (same as ``current``, the original SDK's name)."""
+        return self.current
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,33 +350,50 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class UsagePoint:
-    """One bucket of a usage history."""
+    """One bucket of a usage history: ``[start, end)`` and its billing value."""
 
-    ts: datetime
+    start: datetime
     value: Decimal
+    end: datetime | None = None
+    label: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UsagePoint:
+        """Parse one item of ``usage``."""
+        start = data.get("start") or data.get("ts") or ""
+        return cls(
+            start=_opt_time(start) or to_utc(start),
+            value=_dec(data.get("value")),
+            end=_opt_time(data.get("end")),
+            label=_text(data.get("ts")),
+            raw=data,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class UsageHistory:
-    """Usage over time, bucketed by day or month (``GET /v1/usage/history``)."""
+    """A metric's usage over time, in hour, day or month buckets (``GET /v1/usage/history``)."""
 
     points: tuple[UsagePoint, ...]
+    customer_ref: str | None = None
+    metric: str | None = None
+    aggregation: str | None = None
+    interval: str | None = None
+    total: Decimal | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UsageHistory:
         """Parse the response body."""
-        items = data.get("usage", data.get("points")) or ()
+        totals = data.get("totals")
         return cls(
-            points=tuple(
-                UsagePoint(
-                    ts=to_utc(p.get("ts") or p.get("start")),
-                    value=_dec(p.get("value")),
-                    raw=p,
-                )
-                for p in items
-            ),
+            points=tuple(UsagePoint.from_json(p) for p in data.get("usage") or ()),
+            customer_ref=_text(data.get("customerRef")),
+            metric=_text(data.get("metric")),
+            aggregation=_text(data.get("aggregation")),
+            interval=_text(data.get("interval")),
+            total=_opt_decimal(totals.get("value")) if isinstance(totals, Mapping) else None,
             raw=data,
         )
 
@@ -421,26 +454,37 @@ class Projection:
 class EventRecord:
     """An event as stored in the ledger (``GET /v1/events``)."""
 
+    id: int | None
     idempotency_key: str
     metric: str
     customer_ref: str
     quantity: Decimal
     ts: datetime
     status: str | None = None
+    held_reason: str | None = None
+    source: str | None = None
     resource_id: str | None = None
+    meta: Mapping[str, Any] | None = field(default=None, compare=False)
+    received_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EventRecord:
         """Parse one item of ``events``."""
+        ident = data.get("id")
         return cls(
-            idempotency_key=str(data.get("idempotencyKey") or data.get("id") or ""),
+            id=ident if isinstance(ident, int) else None,
+            idempotency_key=str(data.get("idempotencyKey") or ident or ""),
             metric=str(data.get("metric", "")),
             customer_ref=str(data.get("customerRef", "")),
             quantity=_dec(data.get("quantity")),
             ts=to_utc(data.get("ts") or data.get("timestamp") or ""),
             status=_text(data.get("status")),
+            held_reason=_text(data.get("heldReason")),
+            source=_text(data.get("source")),
             resource_id=_text(data.get("resourceId")),
+            meta=data.get("meta"),
+            received_at=_opt_time(data.get("receivedAt")),
             raw=data,
         )
 
