@@ -199,7 +199,7 @@ async def test_history_accepts_upstream_parameter_names(api: httpx.AsyncClient) 
 
 
 async def test_history_clips_buckets_to_the_range(api: httpx.AsyncClient) -> None:
-    """A range that starts mid-day counts only its part of the first and last days."""
+    """Buckets are aligned to UTC boundaries and clipped to the range at both ends."""
     await ingest(
         api,
         event("api_calls", "2025-01-10T05:00:00Z", 1),
@@ -220,6 +220,19 @@ async def test_history_clips_buckets_to_the_range(api: httpx.AsyncClient) -> Non
     )  # fmt: skip
     assert (second["start"], second["end"]) == ("2025-01-11T00:00:00Z", "2025-01-11T12:00:00Z")
     assert (first["sum"], second["sum"], body["totals"]["sum"]) == (2, 4, 6)
+    months = (
+        await api.get(
+            "/v1/usage/history",
+            params={"customerRef": "cus_1", "metric": "api_calls", "interval": "month",
+                    "from": "2024-12-15", "to": "2025-03-01"},
+        )
+    ).json()  # fmt: skip
+    assert [(b["ts"], b["start"]) for b in months["usage"]] == [
+        ("2024-12-01T00:00:00Z", "2024-12-15T00:00:00Z"),
+        ("2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z"),
+        ("2025-02-01T00:00:00Z", "2025-02-01T00:00:00Z"),
+    ]
+    assert [b["sum"] for b in months["usage"]] == [0, 15, 0]
 
 
 async def test_history_counts_approved_held_events_at_their_event_time(
