@@ -5,7 +5,9 @@ No label carries a tenant, customer or key: those are unbounded and sometimes se
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()  # the *_created series only double the exposition's size
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -54,5 +56,35 @@ replay_differences = Counter(
     "stripemeter_replay_differences",
     "Counters that replay found different from the ledger.",
     ["mode"],
+    registry=registry,
+)
+stripe_pushes = Counter(
+    "stripemeter_stripe_pushes",
+    "Write-log rows handled by the pusher, by target and result.",
+    ["target", "result"],
+    registry=registry,
+)
+stripe_retries = Counter(
+    "stripemeter_stripe_retries",
+    "Stripe calls retried or rescheduled, by error class.",
+    ["error"],
+    registry=registry,
+)
+stripe_latency = Histogram(
+    "stripemeter_stripe_latency_seconds",
+    "Duration of one Stripe call, by driver and outcome.",
+    ["driver", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=registry,
+)
+stripe_breaker_state = Gauge(
+    "stripemeter_stripe_breaker_state",
+    "Circuit breaker per account: 0 closed, 1 open, 2 half-open.",
+    ["account"],
+    registry=registry,
+)
+stripe_oldest_unpushed_seconds = Gauge(
+    "stripemeter_stripe_oldest_unpushed_change_seconds",
+    "Age of the oldest counter change not yet confirmed by Stripe (0 when idle).",
     registry=registry,
 )
