@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+# Exact decimals travel as JSON numbers (see api/json.py); pydantic would document them as strings.
+Number = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 
 
 class _Wire(BaseModel):
@@ -18,7 +21,7 @@ class EventIn(_Wire):
 
     metric: str = Field(min_length=1, max_length=100, examples=["api_calls"])
     customerRef: str = Field(min_length=1, max_length=255, examples=["cus_ABC123"])
-    quantity: Decimal = Field(
+    quantity: Number = Field(
         description="Finite decimal, at most 12 fraction digits; negative only with source=correction."
     )
     ts: datetime = Field(description="RFC 3339 with an offset; at most 5 minutes in the future.")

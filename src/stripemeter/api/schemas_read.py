@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from stripemeter.api.schemas import Number
 
 
 class ReviewOut(BaseModel):
@@ -26,7 +27,7 @@ class EventOut(BaseModel):
     metric: str
     customerRef: str
     resourceId: str | None
-    quantity: Decimal
+    quantity: Number
     ts: str = Field(description="Event time, RFC 3339 UTC, sub-microsecond digits kept.")
     periodStart: datetime
     status: Literal["accepted", "held", "approved", "dismissed"] = Field(
@@ -62,10 +63,10 @@ class MetricUsageOut(BaseModel):
 
     metric: str
     aggregation: Aggregation
-    value: Decimal = Field(description="The billing value under the metric's aggregation.")
-    sum: Decimal
-    max: Decimal | None
-    last: Decimal | None
+    value: Number = Field(description="The billing value under the metric's aggregation.")
+    sum: Number
+    max: Number | None
+    last: Number | None
     count: int
     unit: str
     watermark: datetime | None = Field(description="The greatest event time counted.")
@@ -83,10 +84,10 @@ class CurrentUsageOut(BaseModel):
 class AggregatesOut(BaseModel):
     """Aggregates folded from the events of a span."""
 
-    value: Decimal
-    sum: Decimal
-    max: Decimal | None
-    last: Decimal | None
+    value: Number
+    sum: Number
+    max: Number | None
+    last: Number | None
     count: int
 
 
@@ -116,7 +117,7 @@ class CustomerMetricOut(BaseModel):
 
     metric: str
     aggregation: Aggregation
-    value: Decimal
+    value: Number
     unit: str
 
 

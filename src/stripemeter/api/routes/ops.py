@@ -53,7 +53,14 @@ async def health(request: Request) -> Response:
     return await ready(request)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}
+    },
+)
 async def prometheus(request: Request) -> Response:
     """Text exposition of every collector; needs an admin key when metrics are not public."""
     services = services_of(request)
