@@ -356,8 +356,14 @@ export class StripeMeterClient {
   /** Start a background drain unless one runs; `full`: only when a batch is full. */
   #kick(full = false): void {
     if (this.#drain || this.#closed || this.#queue.length === 0) return;
-    if (full && this.#queue.length < this.batchSize) return;
-    this.#startDrain(this.#seq, null).catch((error: unknown) => this.#report(error));
+    let target = this.#seq;
+    if (full) {
+      // The size trigger sends whole batches only; the interval (or a flush) sends the rest.
+      const whole = Math.floor(this.#queue.length / this.batchSize) * this.batchSize;
+      if (whole === 0) return;
+      target = this.#queue[whole - 1]!.seq;
+    }
+    this.#startDrain(target, null).catch((error: unknown) => this.#report(error));
   }
 
   #startDrain(target: number, deadline: number | null): Promise<IngestResult> {
