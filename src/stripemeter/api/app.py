@@ -18,6 +18,7 @@ from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
 from stripemeter.observability import metrics
 from stripemeter.services.catalog import MetricCatalog
+from stripemeter.services.housekeeping import Housekeeping
 from stripemeter.services.ingest import IngestService
 from stripemeter.services.keys import KeyService
 from stripemeter.store.database import Database
@@ -34,6 +35,7 @@ class Services:
     keys: KeyService
     catalog: MetricCatalog
     ingest: IngestService
+    housekeeping: Housekeeping
     _running: bool = False
 
     @classmethod
@@ -54,16 +56,18 @@ class Services:
             max_group=settings.max_group_events,
             writers=settings.writer_count,
         )
-        return cls(settings, database, KeyService(database), catalog, ingest)
+        return cls(settings, database, KeyService(database), catalog, ingest, Housekeeping(database))
 
     async def start(self) -> None:
         """Start background work (the group-commit writers)."""
         self.ingest.start()
+        self.housekeeping.start()
         self._running = True
 
     async def stop(self) -> None:
         """Finish queued work and release connections."""
         self._running = False
+        await self.housekeeping.stop()
         await self.ingest.stop()
         await self.db.dispose()
 

@@ -1,0 +1,52 @@
+"""A small periodic loop for gauges that describe the whole database rather than one request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from stripemeter.observability import metrics
+from stripemeter.store import ledger
+from stripemeter.store.database import Database
+
+SAMPLE_INTERVAL = 15.0  # seconds between samples of database-wide gauges
+
+log = structlog.get_logger("stripemeter.housekeeping")
+
+
+class Housekeeping:
+    """Samples database-wide gauges (held events awaiting review) on an interval."""
+
+    def __init__(self, db: Database, *, interval: float = SAMPLE_INTERVAL) -> None:
+        self._db = db
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start sampling on the running loop."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop sampling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def sample(self) -> None:
+        """Take one sample of every gauge."""
+        async with self._db.read() as conn:
+            metrics.held_events_pending.set(await ledger.count_pending_held(conn))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sample()
+            except (
+                Exception
+            ) as exc:  # a failed sample must not stop the loop; the next one may work
+                log.warning("housekeeping_sample_failed", error=type(exc).__name__)
+            await asyncio.sleep(self._interval)
