@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import httpx
@@ -167,3 +168,33 @@ async def test_review_routes_check_scopes(api: httpx.AsyncClient, app_services: 
     ok = await api.post(f"/v1/events/held/{event_id}/approve", headers=bearer(approver.key))
     assert ok.status_code == 200, ok.text
     assert ok.json()["actor"] == f"key:{approver.id}"
+
+
+async def test_concurrent_approvals_count_the_event_once(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """Two approvals racing for one event: one wins, the other is 409, the counter moves once."""
+    event_id = await hold_one(api, quantity=5)
+    responses = await asyncio.gather(
+        *(
+            api.post(f"/v1/events/held/{event_id}/{action}")
+            for action in ("approve", "approve", "dismiss")
+        )
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200, 409, 409], [r.text for r in responses]
+    winner = next(r for r in responses if r.status_code == 200).json()["decision"]
+    state = await stored(app_services)
+    assert state is not None
+    assert state.sum == (Decimal(15) if winner == "approved" else Decimal(10))
+
+
+async def test_malformed_review_input_is_400(api: httpx.AsyncClient) -> None:
+    """Ids beyond 64 bits, notes with NUL and control characters in filters are 400s."""
+    event_id = await hold_one(api)
+    assert (await api.post(f"/v1/events/held/{2**64}/approve")).status_code == 400
+    nul = await api.post(f"/v1/events/held/{event_id}/approve", json={"note": "a\u0000b"})
+    assert nul.status_code == 400
+    assert nul.json()["error"]["param"] == "note"
+    assert (await api.get("/v1/events/held", params={"metric": "a\u0001"})).status_code == 400
+    assert (await api.get("/v1/events/held", params={"sort": "id"})).status_code == 400

@@ -177,7 +177,7 @@ async def test_the_original_request_form_is_accepted(
     await corrupt(app_services, sum=Decimal(1))
     dry = await replay(api, tenantId="acme", dryRun=True)
     assert (dry["mode"], dry["countersDifferent"], dry["countersRepaired"]) == ("dry-run", 1, 0)
-    relative = await replay(api, tenantId="acme", since="-P36500D", until="now")
+    relative = await replay(api, tenantId="acme", since="-P3650D", until="now")
     assert relative["countersDifferent"] == 1
     applied = await replay(api, tenantId="acme", dryRun=False)
     assert (applied["mode"], applied["countersRepaired"]) == ("apply", 1)
@@ -249,3 +249,42 @@ def test_the_cli_reports_and_repairs(database_url: str) -> None:
     assert json.loads(applied.stdout)["countersRepaired"] == 1
     clean = runner.invoke(cli, [*base, "--check"])
     assert clean.exit_code == 0, clean.output
+
+
+async def test_apply_racing_with_ingest_loses_no_event(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """Replay apply running during ingest never overwrites a concurrent count: afterwards nothing differs."""
+    await seed(api)
+    await corrupt(app_services, sum=Decimal(1))
+
+    async def send(batch: int) -> None:
+        for n in range(5):
+            await ingest(api, event(f"2025-01-21T{batch:02d}:{n:02d}:00Z", 1))
+
+    async def repair() -> None:
+        for _ in range(3):
+            await replay(api, mode="apply")
+
+    await asyncio.gather(send(1), send(2), repair(), send(3))
+    state = await stored(app_services)
+    assert state is not None
+    assert (state.sum, state.count) == (Decimal(16 + 15), 4 + 15)
+    assert (await replay(api))["countersDifferent"] == 0
+
+
+async def test_out_of_range_scopes_are_400_not_server_errors(api: httpx.AsyncClient) -> None:
+    """Times outside 1970-9999, absurd durations and control characters are precise 400s."""
+    bodies = [
+        {"until": "0001-01-01T00:00:00Z"},
+        {"since": "9999-12-31T23:59:59Z"},
+        {"since": "-P999999999D"},
+        {"customerRef": "cus\u0000"},
+        {"metrics": ["api\u0007calls"]},
+        {"metrics": "api_calls"},
+        {"mode": "fix"},
+        {"cursor": "abc"},
+    ]
+    for body in bodies:
+        response = await api.post("/v1/replay", json=body)
+        assert response.status_code == 400, (body, response.text)

@@ -47,7 +47,11 @@ class AuditLogService:
         before_id = None
         if cursor is not None:
             before_id = decode_cursor(cursor, _CURSOR_KIND)
-            if not isinstance(before_id, int) or isinstance(before_id, bool):
+            if (
+                not isinstance(before_id, int)
+                or isinstance(before_id, bool)
+                or not 0 < before_id < 2**63
+            ):
                 raise InvalidInput("cursor is malformed", code="invalid_cursor", param="cursor")
         async with self._db.read() as conn:
             rows = await audit.list_entries(conn, tenant_id, before_id=before_id, limit=limit + 1)

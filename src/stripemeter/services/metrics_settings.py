@@ -103,14 +103,14 @@ def parse_change(body: object) -> MetricChange:
             code="invalid_lateness_window",
             param="latenessWindowSeconds",
         )
-    unit = _optional_text(body, "unit", MAX_UNIT_LENGTH)
+    unit = _optional_text(body, "unit", MAX_UNIT_LENGTH, multiline=False)
     if unit is not None and not unit.strip():
         raise InvalidInput("unit must not be blank", code="invalid_unit", param="unit")
-    description = _optional_text(body, "description", MAX_DESCRIPTION_LENGTH)
+    description = _optional_text(body, "description", MAX_DESCRIPTION_LENGTH, multiline=True)
     return MetricChange(aggregation, window, unit, description)
 
 
-def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
+def _optional_text(body: dict[str, Any], name: str, limit: int, *, multiline: bool) -> str | None:
     value = body.get(name)
     if value is None:
         return None
@@ -119,6 +119,11 @@ def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
             f"{name} must be a string of at most {limit} characters",
             code=f"invalid_{name}",
             param=name,
+        )
+    allowed = "\n\r\t" if multiline else ""
+    if any((ord(ch) < 32 or ord(ch) == 127) and ch not in allowed for ch in value):
+        raise InvalidInput(
+            f"{name} must not contain control characters", code=f"invalid_{name}", param=name
         )
     return value
 

@@ -29,6 +29,7 @@ REPLAY_CHUNK = 200  # counters per transaction: bounds how long ingest of those 
 MAX_REPORTED_DIFFERENCES = 1000  # totals stay exact; the list of differences is cut here
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 1, tzinfo=UTC)
+_LAST_INSTANT = datetime(9999, 1, 1, tzinfo=UTC)  # its period's end is still a valid datetime
 _ONE_TICK = timedelta(microseconds=1)
 _DURATION = re.compile(
     r"^-P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
@@ -45,8 +46,22 @@ class ReplayScope:
     until: datetime | None = None
 
     def __post_init__(self) -> None:
+        for name, value in (("since", self.since), ("until", self.until)):
+            if value is not None and not _EARLIEST <= value < _LAST_INSTANT:
+                raise InvalidInput(
+                    f"{name} must lie between 1970 and the year 9999",
+                    code="invalid_time",
+                    param=name,
+                )
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise InvalidInput("since must be before until", code="invalid_range", param="since")
+        texts = [*(self.metrics or ()), self.customer_ref or ""]
+        if any(ord(ch) < 32 or ord(ch) == 127 for text in texts for ch in text):
+            raise InvalidInput(
+                "metrics and customerRef must not contain control characters",
+                code="invalid_scope",
+                param="customerRef" if self.customer_ref else "metrics",
+            )
 
     def period_bounds(self) -> tuple[datetime, datetime]:
         """(first, last) period start of the periods overlapping ``[since, until)``."""
@@ -163,7 +178,12 @@ def resolve_instant(value: str | None, now: datetime, param: str) -> datetime | 
     match = _DURATION.match(text.upper())
     if match is not None and any(match.groupdict().values()):
         parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-        return now - timedelta(**parts)
+        try:
+            return now - timedelta(**parts)
+        except OverflowError:
+            raise InvalidInput(
+                f"{param} reaches too far back", code="invalid_time", param=param
+            ) from None
     try:
         return parse_event_time(text).at
     except TimeError as exc:

@@ -102,9 +102,9 @@ def validate_note(body: object) -> str | None:
     note = body.get("note")
     if note is None:
         return None
-    if not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH:
+    if not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH or "\x00" in note:
         raise InvalidInput(
-            f"note must be a string of at most {MAX_NOTE_LENGTH} characters",
+            f"note must be a string of at most {MAX_NOTE_LENGTH} characters, without NUL",
             code="invalid_note",
             param="note",
         )
@@ -137,6 +137,13 @@ class ReviewService:
                 code="invalid_status",
                 param="status",
             )
+        for name, value in (("metric", metric), ("customerRef", customer_ref)):
+            if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise InvalidInput(
+                    f"{name} must not contain control characters",
+                    code="invalid_parameter",
+                    param=name,
+                )
         spec = ledger.EventFilter(
             metric=metric,
             customer_ref=customer_ref,
@@ -279,7 +286,7 @@ class ReviewService:
 
 def _cursor_position(cursor: str, kind: str) -> int:
     position = decode_cursor(cursor, kind)
-    if not isinstance(position, int) or isinstance(position, bool):
+    if not isinstance(position, int) or isinstance(position, bool) or not 0 < position < 2**63:
         raise InvalidInput("cursor is malformed", code="invalid_cursor", param="cursor")
     return position
 

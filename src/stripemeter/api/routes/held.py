@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -21,6 +21,7 @@ from stripemeter.services.review import HeldEvent, ReviewOutcome, ReviewService,
 
 router = APIRouter(tags=["held events"])
 
+MAX_ID = 2**63 - 1  # ids are 64-bit; larger numbers are 400, never a database error
 LIST_PARAMS = frozenset({"tenantId", "status", "metric", "customerRef", "limit", "cursor"})
 
 
@@ -133,8 +134,8 @@ async def list_held(
     responses=schemas.ERRORS,
 )
 async def approve(
-    event_id: int,
     request: Request,
+    event_id: int = Path(ge=1, le=MAX_ID),
     principal: Principal = Depends(require(Scope.ADJUSTMENTS_APPROVE)),
 ) -> Response:
     """Fold the event into its counter, record the adjustment, the review and an audit entry."""
@@ -157,8 +158,8 @@ async def approve(
     responses=schemas.ERRORS,
 )
 async def dismiss(
-    event_id: int,
     request: Request,
+    event_id: int = Path(ge=1, le=MAX_ID),
     principal: Principal = Depends(require(Scope.ADJUSTMENTS_APPROVE)),
 ) -> Response:
     """Record the dismissal and an audit entry; counters do not change."""
