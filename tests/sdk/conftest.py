@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.support import ServerProcess, create_key, migrate, serving
+from tests.acceptance.support import ServerProcess, create_key, migrate
 
 TENANT = "sdk"
 
@@ -48,28 +48,51 @@ class FakeIngest:
                     raise step
                 if isinstance(step, httpx.Response):
                     return step
-                return httpx.Response(step, json={"error": {"type": "api_error", "code": "x",
-                                                            "message": f"scripted {step}"}})
+                return httpx.Response(
+                    step,
+                    json={
+                        "error": {"type": "api_error", "code": "x", "message": f"scripted {step}"}
+                    },
+                )
             body = json.loads(request.content)
             results = []
             for index, event in enumerate(body["events"]):
                 key = event["idempotencyKey"]
                 if self.reject(event):
-                    results.append({"index": index, "status": "rejected", "idempotencyKey": key,
-                                    "error": {"field": "quantity", "code": "invalid_quantity",
-                                              "message": "quantity is wrong"}})
+                    results.append(
+                        {
+                            "index": index,
+                            "status": "rejected",
+                            "idempotencyKey": key,
+                            "error": {
+                                "field": "quantity",
+                                "code": "invalid_quantity",
+                                "message": "quantity is wrong",
+                            },
+                        }
+                    )
                 elif key in self.seen:
                     results.append({"index": index, "status": "duplicate", "idempotencyKey": key})
                 else:
                     self.seen.add(key)
                     results.append({"index": index, "status": "accepted", "idempotencyKey": key})
-            totals = {s: sum(r["status"] == s for r in results)
-                      for s in ("accepted", "duplicate", "rejected")}
+            totals = {
+                s: sum(r["status"] == s for r in results)
+                for s in ("accepted", "duplicate", "rejected")
+            }
             status = 400 if totals["rejected"] == len(results) else 200
-            return httpx.Response(status, json={
-                "accepted": totals["accepted"], "duplicates": totals["duplicate"], "conflicts": 0,
-                "held": 0, "rejected": totals["rejected"], "requestId": "req_1", "results": results,
-            })
+            return httpx.Response(
+                status,
+                json={
+                    "accepted": totals["accepted"],
+                    "duplicates": totals["duplicate"],
+                    "conflicts": 0,
+                    "held": 0,
+                    "rejected": totals["rejected"],
+                    "requestId": "req_1",
+                    "results": results,
+                },
+            )
 
     @property
     def batches(self) -> list[list[dict[str, Any]]]:
@@ -101,25 +124,32 @@ class RealServer:
         """The base URL."""
         return self.process.url
 
+    def restart(self) -> None:
+        """Start the server again on the same port and database (after ``process.stop()``)."""
+        self.process.stop()
+        self.process = ServerProcess(self.database_url, self.cwd, port=self.process.port)
+        self.process.wait_ready()
+
 
 @pytest.fixture(scope="module")
 def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], RealServer]]:
-    """Start servers on fresh SQLite databases; all are stopped at the end of the module."""
-    started: list[Any] = []
+    """Start servers on fresh SQLite databases; each is stopped at the end of the module."""
+    started: list[RealServer] = []
 
     def start() -> RealServer:
         cwd = tmp_path_factory.mktemp("server")
         database_url = f"sqlite:///{cwd / 'x.db'}"
         migrate(database_url, cwd)
         key = create_key(database_url, cwd, TENANT)
-        context = serving(database_url, cwd)
-        process = context.__enter__()
-        started.append(context)
-        return RealServer(process, database_url, key, cwd)
+        process = ServerProcess(database_url, cwd)
+        real = RealServer(process, database_url, key, cwd)
+        started.append(real)
+        process.wait_ready()
+        return real
 
     yield start
-    for context in reversed(started):
-        context.__exit__(None, None, None)
+    for real in started:
+        real.process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,9 @@ def make(fake: FakeIngest, tmp_path: Path, **options: Any) -> StripeMeterClient:
 
 
 class TestTrack:
-    def test_the_key_is_fixed_when_the_event_is_tracked(self, fake: FakeIngest,
-                                                        tmp_path: Path) -> None:
+    def test_the_key_is_fixed_when_the_event_is_tracked(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """``track`` returns the event with its key, and that key is what the server receives."""
         with make(fake, tmp_path) as client:
             event = client.track(metric="api_calls", customer_ref="cus_ABC123", quantity=100)
@@ -86,8 +87,14 @@ class TestTrack:
     def test_meta_resource_and_own_key_are_sent(self, fake: FakeIngest, tmp_path: Path) -> None:
         """Optional fields go out under their wire names."""
         with make(fake, tmp_path) as client:
-            client.track(metric="m", quantity=1, meta={"region": "eu"}, resource_id="r1",
-                         idempotency_key="order-42", ts="2025-01-16T15:30:00+01:00")
+            client.track(
+                metric="m",
+                quantity=1,
+                meta={"region": "eu"},
+                resource_id="r1",
+                idempotency_key="order-42",
+                ts="2025-01-16T15:30:00+01:00",
+            )
             client.flush()
         sent = fake.batches[0][0]
         assert sent["meta"] == {"region": "eu"}
@@ -150,8 +157,9 @@ class TestBatching:
             assert fake.requests == []
         assert len(fake.keys()) == 1
 
-    def test_without_a_thread_a_full_batch_is_sent_inline(self, fake: FakeIngest,
-                                                          tmp_path: Path) -> None:
+    def test_without_a_thread_a_full_batch_is_sent_inline(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """flush_interval=None: the tracking thread sends a full batch itself."""
         with make(fake, tmp_path, batch_size=2) as client:
             client.track(metric="m", quantity=1)
@@ -161,8 +169,9 @@ class TestBatching:
 
 
 class TestRetries:
-    def test_5xx_and_network_errors_are_retried_with_the_same_keys(self, fake: FakeIngest,
-                                                                   tmp_path: Path) -> None:
+    def test_5xx_and_network_errors_are_retried_with_the_same_keys(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """Every attempt carries the same events with the same idempotency keys."""
         fake.script = [503, httpx.ConnectError("refused"), 500]
         with make(fake, tmp_path) as client:
@@ -199,8 +208,9 @@ class TestRetries:
             client.flush()
             assert client.sleeps == [3.0]  # type: ignore[attr-defined]
 
-    def test_running_out_of_retries_raises_and_keeps_the_events(self, fake: FakeIngest,
-                                                                tmp_path: Path) -> None:
+    def test_running_out_of_retries_raises_and_keeps_the_events(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """After the last 503 flush raises ServerError; the event is still queued."""
         fake.script = [503] * 3
         with make(fake, tmp_path, retry=Retry(attempts=3, jitter=0.0)) as client:
@@ -224,8 +234,18 @@ class TestRetries:
 
     def test_401_is_not_retried(self, fake: FakeIngest, tmp_path: Path) -> None:
         """A bad key raises AuthenticationError after one request, and keeps the events."""
-        fake.script = [httpx.Response(401, json={"error": {
-            "type": "authentication_error", "code": "invalid_api_key", "message": "invalid"}})]
+        fake.script = [
+            httpx.Response(
+                401,
+                json={
+                    "error": {
+                        "type": "authentication_error",
+                        "code": "invalid_api_key",
+                        "message": "invalid",
+                    }
+                },
+            )
+        ]
         with make(fake, tmp_path) as client:
             client.track(metric="m", quantity=1)
             with pytest.raises(AuthenticationError) as caught:
@@ -267,13 +287,13 @@ class TestRejections:
             assert client.pending == 0
         assert len(fake.requests) == 1
 
-    def test_ingest_raises_validation_error_with_results(self, fake: FakeIngest,
-                                                         tmp_path: Path) -> None:
+    def test_ingest_raises_validation_error_with_results(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """``ingest`` sends now and raises ValidationError carrying the per-event results."""
         fake.reject = lambda _event: True
-        with make(fake, tmp_path) as client:
-            with pytest.raises(ValidationError) as caught:
-                client.ingest([{"metric": "m", "quantity": 1}])
+        with make(fake, tmp_path) as client, pytest.raises(ValidationError) as caught:
+            client.ingest([{"metric": "m", "quantity": 1}])
         assert caught.value.status == 400
         assert caught.value.results[0].status == "rejected"
 
@@ -294,14 +314,16 @@ class TestRejections:
 
 
 class TestSpool:
-    def test_events_survive_a_client_that_could_not_send(self, fake: FakeIngest,
-                                                         tmp_path: Path) -> None:
+    def test_events_survive_a_client_that_could_not_send(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """Tracked while the server is down, delivered by the next client, once, same keys."""
         down = FakeIngest(script=[httpx.ConnectError("down")] * 100)
         first = make(down, tmp_path, retry=Retry(attempts=2, jitter=0.0))
         tracked = [first.track(metric="m", quantity=i) for i in range(3)]
         first.close()  # the final flush fails too; nothing is lost
-        assert first.spool_path is not None and first.spool_path.exists()
+        assert first.spool_path is not None
+        assert first.spool_path.exists()
 
         with make(fake, tmp_path) as second:
             assert second.spool_path == first.spool_path
@@ -315,8 +337,9 @@ class TestSpool:
         a = StripeMeterClient(api_url=URL, tenant_id="a", spool=spool, flush_interval=None)
         b = StripeMeterClient(api_url=URL, tenant_id="b", spool=spool, flush_interval=None)
         c = StripeMeterClient(api_url=URL + "/", tenant_id="a", spool=spool, flush_interval=None)
-        d = StripeMeterClient(api_url="http://other.test", tenant_id="a", spool=spool,
-                              flush_interval=None)
+        d = StripeMeterClient(
+            api_url="http://other.test", tenant_id="a", spool=spool, flush_interval=None
+        )
         try:
             assert a.spool_path == c.spool_path
             assert len({a.spool_path, b.spool_path, d.spool_path}) == 3
@@ -324,14 +347,15 @@ class TestSpool:
             for client in (a, b, c, d):
                 client.close()
 
-    def test_the_default_spool_is_in_the_user_cache(self, _cache_home: Path) -> None:
+    def test_the_default_spool_is_in_the_user_cache(self, tmp_path: Path) -> None:
         """``spool=True`` puts the file under $XDG_CACHE_HOME/stripemeter/spool."""
         with StripeMeterClient(api_url=URL, flush_interval=None) as client:
             assert client.spool_path is not None
-            assert client.spool_path.parent == _cache_home / "stripemeter" / "spool"
+            assert client.spool_path.parent == tmp_path / "xdg-cache" / "stripemeter" / "spool"
 
-    def test_without_spool_events_are_only_in_memory(self, fake: FakeIngest,
-                                                     tmp_path: Path) -> None:
+    def test_without_spool_events_are_only_in_memory(
+        self, fake: FakeIngest, tmp_path: Path
+    ) -> None:
         """``spool=False`` writes no file and still delivers."""
         with make(fake, tmp_path, spool=False) as client:
             assert client.spool_path is None

@@ -22,8 +22,9 @@ from stripemeter.client._retry import (
 NO_JITTER = Retry(attempts=5, backoff=0.5, max_backoff=30.0, jitter=0.0)
 
 
-def run(retry: Retry | None, outcomes: list[Outcome], *, budget: float | None = None,
-        rand: float = 0.5) -> tuple[list[Send | Wait], Outcome]:
+def run(
+    retry: Retry | None, outcomes: list[Outcome], *, budget: float | None = None, rand: float = 0.5
+) -> tuple[list[Send | Wait], Outcome]:
     """Drive the flow with canned outcomes; the steps it asked for and its final outcome."""
     flow = retry_flow(retry, random=lambda: rand, budget=budget)
     steps: list[Send | Wait] = []
