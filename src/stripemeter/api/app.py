@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,6 +21,7 @@ from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.housekeeping import Housekeeping
 from stripemeter.services.ingest import IngestService
 from stripemeter.services.keys import KeyService
+from stripemeter.services.pricing import PricingServices
 from stripemeter.store.database import Database
 
 log = structlog.get_logger("stripemeter")
@@ -37,6 +38,10 @@ class Services:
     ingest: IngestService
     housekeeping: Housekeeping
     _running: bool = False
+    pricing: PricingServices = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pricing = PricingServices.build(self.settings, self.db, self.catalog)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -56,7 +61,9 @@ class Services:
             max_group=settings.max_group_events,
             writers=settings.writer_count,
         )
-        return cls(settings, database, KeyService(database), catalog, ingest, Housekeeping(database))
+        return cls(
+            settings, database, KeyService(database), catalog, ingest, Housekeeping(database)
+        )
 
     async def start(self) -> None:
         """Start background work (the group-commit writers)."""
@@ -113,5 +120,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(events.router)
     app.include_router(__import__("stripemeter.api.routes.ledger", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.usage", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.projection", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.simulations", fromlist=["_"]).router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app
