@@ -15,6 +15,7 @@ app = typer.Typer(
 server.register(app)
 app.add_typer(keys.app, name="keys")
 replay.register(app)
+app.add_typer(__import__("stripemeter.cli.simulate", fromlist=["_"]).app, name="simulate")
 
 
 def main() -> None:
