@@ -3,9 +3,7 @@
 It depends on httpx only and never imports the server's modules.
 """
 
-from __future__ import annotations
-
-import contextlib
+import contextlib as _contextlib
 
 from stripemeter.client._async_client import AsyncStripeMeterClient
 from stripemeter.client._client import StripeMeterClient
@@ -87,6 +85,6 @@ __all__ = [
 for _name in __all__:
     _member = globals()[_name]
     if isinstance(_member, type) or callable(_member):
-        with contextlib.suppress(AttributeError, TypeError):  # builtins refuse it
+        with _contextlib.suppress(AttributeError, TypeError):  # builtins refuse it
             _member.__module__ = "stripemeter.client"
 del _name, _member

@@ -149,7 +149,7 @@ def interpret_ingest(batch: Sequence[SpooledEvent], response: httpx.Response) ->
         for item in result.results:
             if 0 <= item.index < len(batch):
                 answered.append(batch[item.index].seq)
-                if item.status == "rejected":
+                if item.status in ("rejected", "conflict"):  # neither is counted
                     rejected.append((item, batch[item.index].event))
         return BatchOutcome(tuple(answered), result, tuple(rejected), None)
     return BatchOutcome((), IngestResult(), (), error_from_response(response))

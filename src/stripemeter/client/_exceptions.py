@@ -88,10 +88,11 @@ class ValidationError(APIError):
 
 
 class EventsRejectedError(ValidationError):
-    """The server answered for every event, but refused some of them.
+    """The server answered for every event, but did not count some of them.
 
-    Rejected events are not retried (they left the spool). ``results`` holds the rejected events'
-    results and ``events`` the events themselves, in the same order.
+    Each is ``rejected`` (invalid, with the field and reason) or ``conflict`` (its idempotency key
+    was used before with another payload). They are not retried (they left the spool).
+    ``results`` holds their results and ``events`` the events themselves, in the same order.
     """
 
     def __init__(
