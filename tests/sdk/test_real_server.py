@@ -15,7 +15,6 @@ from stripemeter.client import (
     AuthenticationError,
     EventsRejectedError,
     NetworkError,
-    NotFoundError,
     PermissionDeniedError,
     Retry,
     ValidationError,
@@ -251,11 +250,17 @@ async def test_the_async_client_tracks_and_reads(server: RealServer, tmp_path: P
     assert [e.idempotency_key for e in listed] == [event.idempotency_key]
 
 
-def test_the_projection_route_is_called_as_documented(server: RealServer, tmp_path: Path) -> None:
-    """``get_projection`` reads the customer's projection from POST /v1/usage/projection."""
-    with client_for(server, tmp_path, flush_interval=None, customer_id="c") as client:
-        try:
-            projection = client.get_projection()
-        except NotFoundError:
-            pytest.skip("POST /v1/usage/projection is not served yet")
-    assert projection.customer_ref == "c"
+def test_the_projection_is_read(server: RealServer, tmp_path: Path) -> None:
+    """``get_projection`` returns the customer's metrics; one without a price says so."""
+    with client_for(server, tmp_path, flush_interval=None, customer_id="cus_proj") as client:
+        client.track(metric="proj", quantity=3)
+        client.flush()
+        projection = client.get_projection()
+    assert projection.customer_ref == "cus_proj"
+    assert projection.period_start is not None
+    (line,) = [item for item in projection.line_items if item.metric == "proj"]
+    assert line.quantity == 3
+    assert not line.priced
+    assert line.total is None
+    assert "proj" in projection.unpriced_metrics
+    assert not projection.complete

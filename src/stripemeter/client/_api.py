@@ -92,6 +92,7 @@ def get_projection(
     tenant_id: str | None,
     customer_ref: str,
     *,
+    period: str | None,
     period_start: TimeLike | date | None,
     period_end: TimeLike | date | None,
 ) -> Call[Projection]:
@@ -99,6 +100,7 @@ def get_projection(
     body = wire_fields(
         {
             "customer_ref": customer_ref,
+            "period": period,
             "period_start": _day(period_start),
             "period_end": _day(period_end),
         }

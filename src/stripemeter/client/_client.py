@@ -487,14 +487,19 @@ class StripeMeterClient(BaseClient):
         self,
         customer_ref: str | None = None,
         *,
+        period: str | None = None,
         period_start: TimeLike | date | None = None,
         period_end: TimeLike | date | None = None,
         timeout: TimeoutSetting | UseClientDefault = USE_CLIENT_DEFAULT,
     ) -> Projection:
-        """What the customer's invoice will say: cost so far and projected to period end."""
+        """What the customer's invoice will say: cost so far and projected to period end.
+
+        The period is the current one unless ``period`` (``YYYY-MM``) or both bounds are given.
+        """
         call = api.get_projection(
             self.tenant_id,
             self._ref(customer_ref),
+            period=period,
             period_start=period_start,
             period_end=period_end,
         )

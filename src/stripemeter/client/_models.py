@@ -400,11 +400,17 @@ class UsageHistory:
 
 @dataclass(frozen=True, slots=True)
 class ProjectionLine:
-    """One metric of a cost projection."""
+    """One metric of a cost projection: so far and projected to the period end.
+
+    ``total`` and ``projected_total`` are None when the metric has no price (``priced`` False).
+    """
 
     metric: str
     quantity: Decimal
-    total: Decimal
+    total: Decimal | None
+    priced: bool = True
+    aggregation: str | None = None
+    unit: str | None = None
     projected_quantity: Decimal | None = None
     projected_total: Decimal | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -412,19 +418,28 @@ class ProjectionLine:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProjectionLine:
         """Parse one item of ``lineItems``."""
+        projected = data.get("projected")
+        projected = projected if isinstance(projected, Mapping) else {}
         return cls(
             metric=str(data.get("metric", "")),
             quantity=_dec(data.get("quantity")),
-            total=_dec(data.get("total", data.get("amount"))),
-            projected_quantity=_opt_decimal(data.get("projectedQuantity")),
-            projected_total=_opt_decimal(data.get("projectedTotal")),
+            total=_opt_decimal(data.get("total")),
+            priced=bool(data.get("priced", True)),
+            aggregation=_text(data.get("aggregation")),
+            unit=_text(data.get("unit")),
+            projected_quantity=_opt_decimal(projected.get("quantity")),
+            projected_total=_opt_decimal(projected.get("total")),
             raw=data,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Projection:
-    """What the customer's invoice will say (``POST /v1/usage/projection``)."""
+    """What the customer's invoice will say (``POST /v1/usage/projection``), in major units.
+
+    ``total`` is the invoice so far; ``projected_total`` the run-rate estimate at period end.
+    ``complete`` is False when some metric has no price (``unpriced_metrics``).
+    """
 
     customer_ref: str
     period_start: datetime | None
@@ -432,12 +447,19 @@ class Projection:
     currency: str | None
     line_items: tuple[ProjectionLine, ...]
     subtotal: Decimal
+    credits: Decimal
+    tax: Decimal
     total: Decimal
+    projected_total: Decimal | None = None
+    complete: bool = True
+    unpriced_metrics: tuple[str, ...] = ()
+    as_of: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Projection:
         """Parse the response body."""
+        projected = data.get("projected")
         return cls(
             customer_ref=str(data.get("customerRef", "")),
             period_start=_opt_time(data.get("periodStart")),
@@ -445,7 +467,15 @@ class Projection:
             currency=_text(data.get("currency")),
             line_items=tuple(ProjectionLine.from_json(i) for i in data.get("lineItems") or ()),
             subtotal=_dec(data.get("subtotal")),
+            credits=_dec(data.get("credits")),
+            tax=_dec(data.get("tax")),
             total=_dec(data.get("total")),
+            projected_total=_opt_decimal(projected.get("total"))
+            if isinstance(projected, Mapping)
+            else None,
+            complete=bool(data.get("complete", True)),
+            unpriced_metrics=tuple(str(m) for m in data.get("unpricedMetrics") or ()),
+            as_of=_opt_time(data.get("asOf")),
             raw=data,
         )
 
