@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from stripemeter.cli.common import JsonOption, console, err_console, print_json
 from stripemeter.domain.errors import StripeMeterError
+from stripemeter.domain.pricing import currency
 from stripemeter.services.scenarios import Scenario, load_file
 from stripemeter.services.simulations import ScenarioOutcome, ScenarioRunner
 from stripemeter.store.database import Database
@@ -91,6 +93,11 @@ def run_all(loaded: list[Loaded], database_url: str | None) -> list[tuple[Loaded
         return asyncio.run(runner(url))
 
 
+def _money(amount: str, exponent: int) -> str:
+    """An amount with the currency's decimal places (``40`` USD is ``40.00``)."""
+    return str(Decimal(amount).quantize(Decimal(1).scaleb(-exponent)))
+
+
 def _status(value: Any) -> str:
     if isinstance(value, str):
         return "[red]error[/red]"
@@ -160,16 +167,18 @@ def run(
             continue
         ingest = value.result["ingest"]["totals"]
         events = ", ".join(f"{count} {status}" for status, count in ingest.items() if count)
-        for invoice in value.result["invoices"]:
-            expected = next(
-                (d["expected"] for d in invoice["differences"] if d["field"] == "total"), None
-            )
-            mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "-"}
+        exponent = currency(value.result["currency"]).exponent
+        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "-"}
+        for index, invoice in enumerate(value.result["invoices"]):
+            expected = invoice["expectedTotal"]
             table.add_row(
-                value.result["scenario"], invoice["customerRef"],
-                f"{invoice['invoice']['total']} {value.result['currency'].upper()}",
-                "" if expected is None else str(expected), events, mark[invoice["passed"]],
-            )  # fmt: skip
+                value.result["scenario"] if index == 0 else "",
+                invoice["customerRef"],
+                f"{_money(invoice['invoice']['total'], exponent)} {value.result['currency'].upper()}",
+                "" if expected is None else _money(expected, exponent),
+                events if index == 0 else "",
+                mark[invoice["passed"]],
+            )
         for diff in value.result["ingest"]["differences"]:
             table.add_row(value.result["scenario"], "", "", "", "", f"[red]{diff['field']}: "
                           f"expected {diff['expected']}, got {diff['actual']}[/red]")  # fmt: skip
@@ -205,15 +214,25 @@ def report(
                     f"t{t['tier']}: {t['quantity']} x {t['unitAmountDecimal']} + {t['flatAmount']}"
                     for t in line["tiers"]
                 )
-                table.add_row(line["metric"], line["quantity"], tiers, line["subtotal"])
+                exponent = currency(view["currency"]).exponent
+                table.add_row(line["metric"], line["quantity"], tiers,
+                              _money(line["subtotal"], exponent))  # fmt: skip
             for label in ("subtotal", "credits", "tax", "total"):
-                table.add_row(label, "", "", view[label])
+                table.add_row(
+                    label, "", "", _money(view[label], currency(view["currency"]).exponent)
+                )
             console.print(table)
         if result["whatIf"]:
             table = Table("customer", "current", "new", "difference", title="what if")
+            exponent = currency(result["currency"]).exponent
             for entry in result["whatIf"]:
-                table.add_row(entry["customerRef"], entry["currentTotal"], entry["newTotal"],
-                              entry["difference"])  # fmt: skip
+                table.add_row(
+                    entry["customerRef"],
+                    *(
+                        _money(entry[k], exponent)
+                        for k in ("currentTotal", "newTotal", "difference")
+                    ),
+                )
             console.print(table)
     _print_failures(results)
     _finish(results)

@@ -181,6 +181,7 @@ class ScenarioRunner:
             if expected is not None:
                 comparison = compare_invoices(expected, invoice, scenario.tolerances)
                 entry["checked"] = True
+                entry["expectedTotal"] = expected.total
                 entry["passed"] = comparison.passed
                 entry["differences"] = [
                     {"field": d.field, "expected": d.expected, "actual": d.actual, "gap": d.gap}
@@ -188,7 +189,12 @@ class ScenarioRunner:
                 ]
                 differences += len(comparison.differences)
             else:
-                entry |= {"checked": False, "passed": None, "differences": []}
+                entry |= {
+                    "checked": False,
+                    "expectedTotal": None,
+                    "passed": None,
+                    "differences": [],
+                }
             invoices.append(entry)
             if scenario.what_if is not None:
                 what_if.append(_what_if(ref, *self._simulator.what_if(request, scenario.what_if)))
