@@ -22,6 +22,7 @@ from stripemeter.services.housekeeping import Housekeeping
 from stripemeter.services.ingest import IngestService
 from stripemeter.services.keys import KeyService
 from stripemeter.services.pricing import PricingServices
+from stripemeter.services.stripe_sync import StripeSync
 from stripemeter.store.database import Database
 
 log = structlog.get_logger("stripemeter")
@@ -39,9 +40,11 @@ class Services:
     housekeeping: Housekeeping
     _running: bool = False
     pricing: PricingServices = field(init=False)
+    stripe_sync: StripeSync = field(init=False)
 
     def __post_init__(self) -> None:
         self.pricing = PricingServices.build(self.settings, self.db, self.catalog)
+        self.stripe_sync = StripeSync(self.settings, self.db)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -69,11 +72,13 @@ class Services:
         """Start background work (the group-commit writers)."""
         self.ingest.start()
         self.housekeeping.start()
+        await self.stripe_sync.start()
         self._running = True
 
     async def stop(self) -> None:
         """Finish queued work and release connections."""
         self._running = False
+        await self.stripe_sync.stop()
         await self.housekeeping.stop()
         await self.ingest.stop()
         await self.db.dispose()
@@ -122,5 +127,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(__import__("stripemeter.api.routes.usage", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.projection", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.simulations", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.mappings", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.customers", fromlist=["_"]).router)
+    app.include_router(__import__("stripemeter.api.routes.pushes", fromlist=["_"]).router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

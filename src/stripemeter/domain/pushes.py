@@ -153,8 +153,12 @@ def plan_push(
     mode: ValueMode,
     monotonic: bool,
     whole: bool = False,
+    fixed_stamp: bool = False,
 ) -> PushPlan:
-    """Decide the next step for a row: finish the pending push first, else send the difference."""
+    """Decide the next step for a row: finish the pending push first, else send the difference.
+
+    ``fixed_stamp`` (legacy ``set``) reuses the row's first timestamp for every later push.
+    """
     pending = state.pending
     if pending is not None:
         if now - pending.since >= STRIPE_DEDUPE_WINDOW:
@@ -179,7 +183,13 @@ def plan_push(
         target_total = Decimal(0)  # usage records cannot be negative: a negative total bills 0
         if target_total == state.pushed_total:
             return PushPlan(PlanKind.NOTHING, state.pushed_total, target_total)
-    stamp = stamp_for(key.period, now, after=state.last_stamp, monotonic=monotonic)
+    if fixed_stamp and state.last_stamp is not None:
+        # ``set`` semantics: every push of the row replaces the quantity at the same instant.
+        stamp: datetime | None = state.last_stamp
+        if stamp is not None and stamp < now - STRIPE_PAST_WINDOW + PAST_MARGIN:
+            stamp = None
+    else:
+        stamp = stamp_for(key.period, now, after=state.last_stamp, monotonic=monotonic)
     if stamp is None:
         return PushPlan(
             PlanKind.PARK,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import stripe
 
@@ -24,6 +25,18 @@ class StripeAccount:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     fake: bool = False
 
+    async def aclose(self) -> None:
+        """Close the client's HTTP connections."""
+        http = getattr(self.client._requestor, "_client", None)
+        for name in ("_client_async", "_client"):
+            inner = getattr(http, name, None)
+            if inner is None:
+                continue
+            if name == "_client_async":
+                await inner.aclose()
+            else:
+                inner.close()
+
     @classmethod
     def from_key(
         cls,
@@ -36,13 +49,18 @@ class StripeAccount:
         live_rate: float = LIVE_RATE,
         test_rate: float = TEST_RATE,
         fake: bool = False,
+        asgi_app: Any = None,
     ) -> StripeAccount:
         """Build the client and guards for a key; the key's prefix decides the rate limit."""
         livemode = is_live_key(api_key)
         return cls(
             name=name,
             client=build_client(
-                api_key, api_base=api_base, meter_events_base=meter_events_base, timeout=timeout
+                api_key,
+                api_base=api_base,
+                meter_events_base=meter_events_base,
+                timeout=timeout,
+                asgi_app=asgi_app,
             ),
             livemode=livemode,
             limiter=TokenBucket(live_rate if livemode else test_rate),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import stripe
 
 DEFAULT_TIMEOUT = 20.0  # seconds for one Stripe call; the pusher retries, the client does not
@@ -18,6 +21,7 @@ def build_client(
     api_base: str | None = None,
     meter_events_base: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    asgi_app: Any = None,
 ) -> stripe.StripeClient:
     """A client for one key, pointed at Stripe or (both bases set) at another server.
 
@@ -30,7 +34,10 @@ def build_client(
         bases["meter_events"] = (meter_events_base or api_base).rstrip("/")
     elif meter_events_base:
         bases["meter_events"] = meter_events_base.rstrip("/")
-    http_client = stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True)
+    http_client = stripe.HTTPXClient(timeout=timeout, allow_sync_methods=asgi_app is None)
+    if asgi_app is not None:
+        # In-process server (the embedded fake Stripe): same HTTP requests, no socket.
+        http_client._client_async = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi_app))
     return stripe.StripeClient(
         api_key,
         base_addresses=bases,  # type: ignore[arg-type]

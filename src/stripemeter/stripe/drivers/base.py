@@ -47,6 +47,8 @@ class Driver(ABC):
     batch_size: int = 1
     #: Legacy usage records take whole numbers only.
     whole_numbers: bool = False
+    #: ``set`` semantics: every push of a row goes to the same timestamp.
+    fixed_stamps: bool = False
 
     def value_mode(self, aggregation: Aggregation) -> ValueMode:
         """Deltas for sums and counts; the value itself for last and max."""

@@ -26,6 +26,7 @@ class UsageRecordsDriver(Driver):
 
     name = "legacy"
     whole_numbers = True
+    fixed_stamps = True
 
     def value_mode(self, aggregation: Aggregation) -> ValueMode:
         """Always the total: ``set`` replaces."""

@@ -29,6 +29,7 @@ class ShadowDriver(Driver):
         self.name = f"shadow:{inner.name}"
         self.batch_size = inner.batch_size
         self.whole_numbers = inner.whole_numbers
+        self.fixed_stamps = inner.fixed_stamps
 
     def value_mode(self, aggregation: Aggregation) -> ValueMode:
         """As the wrapped driver."""

@@ -1,0 +1,797 @@
+"""The pusher: sends Stripe what changed, exactly once in effect, through a two-phase write log.
+
+One tick: scan changed counters into write-log rows (``discover``), lease rows with work, and for
+each ask the domain for a ``PushPlan``. A new push is written as an intent and committed (phase
+one) before Stripe is called with its deterministic identifier (also the Idempotency-Key); when
+Stripe accepts, or says it already has that identifier, the row is confirmed (phase two). A row
+with a pending intent is always re-sent with the same identifier before any new delta, so a crash
+at any instruction leaves either nothing sent, or something sent that the resend deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from stripemeter.domain.periods import BillingCycle, Period, calendar_month, period_for
+from stripemeter.domain.pushes import (
+    PlanKind,
+    PushPlan,
+    RowKey,
+    StaleOutcome,
+    plan_push,
+    resolve_stale,
+)
+from stripemeter.observability import metrics
+from stripemeter.services import sync_store as store
+from stripemeter.services.stripe_accounts import StripeAccounts
+from stripemeter.store.database import Database
+from stripemeter.stripe.accounts import StripeAccount
+from stripemeter.stripe.drivers.base import Destination, Driver, WirePush
+from stripemeter.stripe.drivers.legacy import UsageRecordsDriver
+from stripemeter.stripe.drivers.meters import MeterEventsDriver
+from stripemeter.stripe.drivers.shadow import ShadowDriver
+from stripemeter.stripe.drivers.stream import MeterEventStreamDriver
+from stripemeter.stripe.errors import CircuitOpen, StripeCallError, Transient
+from stripemeter.stripe.limits import KeyedLocks
+from stripemeter.stripe.retry import Action, RetryPolicy
+
+log = structlog.get_logger("stripemeter.pusher")
+
+PUSH_INTERVAL = 5.0  # seconds between ticks of the background loop
+LEASE_SECONDS = 60.0  # a claimed row is ours this long (renewed before each Stripe call)
+BATCH_SIZE = 200  # rows claimed per round
+SUBSCRIPTION_TTL = timedelta(hours=6)  # how long a looked-up subscription cycle is trusted
+MAX_PLAN_ROUNDS = 3  # pushes per row per claim (a change that lands mid-push goes out at once)
+CRASH_HOOK_ENV = "STRIPEMETER_TEST_CRASH_AT"  # test-only: SIGKILL this process at a named step
+
+Hook = Callable[[str], None]
+
+
+def _jitter() -> float:
+    return random.random()  # noqa: S311 - backoff jitter, not cryptography
+
+
+def utcnow() -> datetime:
+    """The current UTC time."""
+    return datetime.now(UTC)
+
+
+def crash_hook_from_env() -> Hook | None:
+    """A hook that kills the process at the step named by ``STRIPEMETER_TEST_CRASH_AT`` (tests)."""
+    step = os.environ.get(CRASH_HOOK_ENV)
+    if not step:
+        return None
+
+    def hook(at: str) -> None:
+        if at == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+@dataclass
+class PushSummary:
+    """What one tick or flush did, by result."""
+
+    rows: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: str) -> None:
+        """Count one row's result."""
+        self.results[result] = self.results.get(result, 0) + 1
+
+    def merge(self, other: PushSummary) -> None:
+        """Add another summary's counts."""
+        self.rows += other.rows
+        for key, value in other.results.items():
+            self.results[key] = self.results.get(key, 0) + value
+
+
+@dataclass
+class _Job:
+    """A row with a push to send (new or pending)."""
+
+    row: store.LogRow
+    mapping: store.PriceMapping
+    driver: Driver
+    account: StripeAccount
+    plan: PushPlan
+    wire: WirePush
+
+
+class Pusher:
+    """Finds changed counters and pushes their deltas to Stripe; safe in many processes at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        accounts: StripeAccounts,
+        *,
+        interval: float = PUSH_INTERVAL,
+        batch_size: int = BATCH_SIZE,
+        concurrency: int = 8,
+        lease_seconds: float = LEASE_SECONDS,
+        meter_driver: str = "meters",
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        hook: Hook | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.interval = interval
+        self.batch_size = batch_size
+        self.lease_for = timedelta(seconds=lease_seconds)
+        self.policy = policy or RetryPolicy()
+        self.clock = clock
+        self.hook = hook
+        self.sleep = sleep
+        self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+        meters = MeterEventsDriver()
+        self.drivers: dict[str, Driver] = {
+            "meters": meters,
+            "meter_stream": MeterEventStreamDriver(meters),
+            "legacy": UsageRecordsDriver(),
+        }
+        self.default_meter_driver = meter_driver
+        self._shadow_drivers = {name: ShadowDriver(d) for name, d in self.drivers.items()}
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._locks = KeyedLocks()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._warned_shadow = False
+        self.last_tick: datetime | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the loop in the background."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._loop(), name="stripemeter-pusher")
+
+    async def stop(self) -> None:
+        """Stop after the current tick."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the background loop is alive."""
+        return self._task is not None and not self._task.done()
+
+    def wake(self) -> None:
+        """Start the next tick now."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must survive anything one tick does
+                log.exception("push_tick_failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+
+    # --- ticks and flushes -------------------------------------------------------------------
+
+    async def tick(self) -> PushSummary:
+        """One round: scan changes, push every row whose time has come."""
+        summary = await self.run(tenant_id=None, customer_ref=None, flush=False)
+        self.last_tick = self.clock()
+        await self._sample_gauges()
+        return summary
+
+    async def flush(
+        self, tenant_id: str, customer_ref: str | None = None, *, retry_parked: bool = False
+    ) -> PushSummary:
+        """Push a tenant's (or one customer's) changes now, ignoring backoff; return when done."""
+        if retry_parked:
+            async with self.db.write() as conn:
+                await store.unpark(conn, tenant_id, self.clock(), customer_ref=customer_ref)
+        summary = await self.run(tenant_id=tenant_id, customer_ref=customer_ref, flush=True)
+        await self._sample_gauges()
+        return summary
+
+    async def run(
+        self, *, tenant_id: str | None, customer_ref: str | None, flush: bool
+    ) -> PushSummary:
+        """Scan, then claim and push rows until none is left for this round."""
+        summary = PushSummary()
+        mappings = await self._mappings(tenant_id)
+        if not mappings:
+            return summary  # nothing maps to Stripe: no write transaction at all
+        await self.discover(mappings, tenant_id=tenant_id, customer_ref=customer_ref)
+        done: list[int] = []
+        while not self._stopping:
+            async with self.db.write() as conn:
+                rows = await store.lease(
+                    conn,
+                    self.owner,
+                    self.clock(),
+                    self.lease_for,
+                    self.batch_size,
+                    tenant_id=tenant_id,
+                    customer_ref=customer_ref,
+                    ignore_backoff=flush,
+                    exclude=done if flush else (),
+                )
+            if not rows:
+                break
+            summary.rows += len(rows)
+            done.extend(r.id for r in rows)
+            summary.merge(await self._process(rows, mappings))
+            if not flush and len(rows) < self.batch_size:
+                break
+        return summary
+
+    async def _mappings(self, tenant_id: str | None) -> dict[str, store.PriceMapping]:
+        async with self.db.read() as conn:
+            return {m.id: m for m in await store.list_mappings(conn, tenant_id, active=True)}
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    async def discover(
+        self,
+        mappings: dict[str, store.PriceMapping],
+        *,
+        tenant_id: str | None = None,
+        customer_ref: str | None = None,
+    ) -> int:
+        """Turn counters changed since each mapping's cursor into flagged write-log rows."""
+        marked = 0
+        now = self.clock()
+        for mapping in mappings.values():
+            if tenant_id is not None and mapping.tenant_id != tenant_id:
+                continue
+            async with self.db.read() as conn:
+                since = await store.cursor_of(conn, mapping.id)
+                changed = await store.changed_counters(conn, mapping, since, customer_ref)
+            if not changed:
+                continue
+            rows: list[dict[str, Any]] = []
+            for counter in changed:
+                for target in mapping.targets:
+                    cycle = await self._cycle(mapping, target, counter["customer_ref"])
+                    for period in _billing_periods(
+                        Period(counter["period_start"], counter["period_end"]), cycle
+                    ):
+                        rows.append(
+                            store.new_log_row(
+                                mapping.tenant_id,
+                                mapping.id,
+                                target,
+                                counter["customer_ref"],
+                                period,
+                                counter["updated_at"],
+                                now,
+                            )
+                        )
+            newest = max(c["updated_at"] for c in changed)
+            async with self.db.write() as conn:
+                await store.mark_dirty(conn, rows)
+                if customer_ref is None:
+                    await store.advance_cursor(conn, mapping.id, newest)
+            marked += len(rows)
+        return marked
+
+    async def _cycle(
+        self, mapping: store.PriceMapping, target: str, customer_ref: str
+    ) -> BillingCycle | None:
+        item = await self._subscription_item(mapping, target, customer_ref)
+        return item.cycle if item else None
+
+    async def _subscription_item(
+        self, mapping: store.PriceMapping, target: str, customer_ref: str
+    ) -> store.SubscriptionItem | None:
+        """The customer's subscription item for this mapping, cached; None when not needed."""
+        price_id = mapping.shadow_price_id if target == "shadow" else mapping.price_id
+        price_id = price_id or mapping.price_id
+        wanted_item = (
+            mapping.shadow_subscription_item_id if target == "shadow" else None
+        ) or mapping.subscription_item_id
+        if mapping.driver != "legacy" and not price_id:
+            return None  # a meter mapping without a price: calendar months
+        account = self.accounts.for_target(target)
+        if account is None:
+            return None
+        async with self.db.read() as conn:
+            cached = await store.get_subscription_item(conn, mapping.id, target, customer_ref)
+            customer = await store.get_customer(conn, mapping.tenant_id, customer_ref)
+        now = self.clock()
+        if cached is not None and now - cached.fetched_at < SUBSCRIPTION_TTL:
+            return cached
+        if customer is None:
+            return cached
+        stripe_customer = (
+            customer.shadow_stripe_customer_id if target == "shadow" else None
+        ) or customer.stripe_customer_id
+        try:
+            found = await _lookup_subscription_item(
+                account, stripe_customer, price_id, wanted_item, now
+            )
+        except StripeCallError as exc:
+            log.warning("subscription_lookup_failed", mapping=mapping.id, error=exc.reason)
+            return cached
+        async with self.db.write() as conn:
+            await store.put_subscription_item(
+                conn, mapping.tenant_id, mapping.id, target, customer_ref, found
+            )
+        return found
+
+    # --- processing --------------------------------------------------------------------------
+
+    async def _process(
+        self, rows: Sequence[store.LogRow], mappings: dict[str, store.PriceMapping]
+    ) -> PushSummary:
+        summary = PushSummary()
+        jobs: list[_Job] = []
+        for row in rows:
+            job = await self._prepare(row, mappings, summary)
+            if job is not None:
+                jobs.append(job)
+        groups: dict[tuple[str, str], list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.driver.name, job.account.name), []).append(job)
+        tasks = []
+        for group in groups.values():
+            size = group[0].driver.batch_size
+            for start in range(0, len(group), size):
+                tasks.append(self._send_chunk(group[start : start + size], mappings, summary))
+        await asyncio.gather(*tasks)
+        return summary
+
+    async def _prepare(
+        self,
+        row: store.LogRow,
+        mappings: dict[str, store.PriceMapping],
+        summary: PushSummary,
+        rounds: int = 0,
+    ) -> _Job | None:
+        """Plan a claimed row; write the intent of a new push. None when nothing is to be sent."""
+        now = self.clock()
+        mapping = mappings.get(row.mapping_id)
+        if mapping is None:
+            await self._finish(row, "inactive_mapping", summary)
+            return None
+        account = self.accounts.for_target(row.target)
+        if account is None:
+            if not self._warned_shadow:
+                log.warning(
+                    "shadow_skipped",
+                    reason="STRIPE_TEST_SECRET_KEY is not set; shadow pushes are skipped, "
+                    "never sent live",
+                )
+                self._warned_shadow = True
+            await self._finish(
+                row, "skipped", summary, last_error="shadow skipped: no STRIPE_TEST_SECRET_KEY"
+            )
+            return None
+        driver = self._driver(mapping, row.target)
+        async with self.db.read() as conn:
+            customer = await store.get_customer(conn, mapping.tenant_id, row.customer_ref)
+            target_total = await self._local_total(conn, mapping, row)
+        if customer is None:
+            await self._park(
+                row, "unmapped_customer: no Stripe customer for this customerRef", summary
+            )
+            return None
+        stripe_customer = (
+            customer.shadow_stripe_customer_id if row.target == "shadow" else None
+        ) or customer.stripe_customer_id
+        destination = await self._destination(mapping, row, stripe_customer)
+        if destination is None:
+            await self._park(
+                row, "no_subscription_item: the customer has no item for this price", summary
+            )
+            return None
+        aggregation = mapping.aggregation_kind
+        key = RowKey(row.tenant_id, row.mapping_id, row.target, row.customer_ref, row.period)
+        plan = plan_push(
+            key,
+            row.state,
+            target_total,
+            now,
+            mode=driver.value_mode(aggregation),
+            monotonic=driver.monotonic_stamps(aggregation),
+            whole=driver.whole_numbers,
+            fixed_stamp=driver.fixed_stamps,
+        )
+        if plan.kind is PlanKind.NOTHING:
+            await self._finish(row, "unchanged", summary, changed_at=None)
+            return None
+        if plan.kind is PlanKind.PARK:
+            await self._park(row, plan.reason or "parked", summary)
+            return None
+        if plan.kind is PlanKind.VERIFY:
+            return await self._verify(row, mappings, summary, driver, account, destination, rounds)
+        assert plan.stamp is not None
+        assert plan.identifier is not None
+        if plan.kind is PlanKind.SEND:
+            async with self.db.write() as conn:
+                written = await store.write_intent(
+                    conn,
+                    row,
+                    self.owner,
+                    from_total=plan.from_total,
+                    to_total=plan.to_total,
+                    stamp=plan.stamp,
+                    identifier=plan.identifier,
+                    now=now,
+                )
+            if not written:
+                summary.add("lost_lease")
+                return None
+            self._fire("after_intent")
+        wire = WirePush(plan.identifier, stripe_customer, plan.value, plan.stamp, destination)
+        return _Job(row, mapping, driver, account, plan, wire)
+
+    async def _verify(
+        self,
+        row: store.LogRow,
+        mappings: dict[str, store.PriceMapping],
+        summary: PushSummary,
+        driver: Driver,
+        account: StripeAccount,
+        destination: Destination,
+        rounds: int,
+    ) -> _Job | None:
+        """A pending push older than Stripe's dedupe window: ask Stripe's totals what happened."""
+        assert row.pending is not None
+        mapping = mappings[row.mapping_id]
+        async with self.db.read() as conn:
+            customer = await store.get_customer(conn, mapping.tenant_id, row.customer_ref)
+        assert customer is not None
+        stripe_customer = (
+            customer.shadow_stripe_customer_id if row.target == "shadow" else None
+        ) or customer.stripe_customer_id
+        try:
+            total = await driver.period_total(account, destination, stripe_customer, row.period)
+        except StripeCallError as exc:
+            await self._reschedule(
+                row, exc, summary, delay=self.policy.row_delay(row.attempts + 1, _jitter())
+            )
+            return None
+        mode = driver.value_mode(mapping.aggregation_kind)
+        outcome = (
+            StaleOutcome.UNKNOWN
+            if total is None
+            else resolve_stale(row.pending.from_total, row.pending.to_total, total, mode=mode)
+        )
+        now = self.clock()
+        if outcome is StaleOutcome.DELIVERED:
+            async with self.db.write() as conn:
+                await store.confirm(conn, row.id, row.pending.identifier, now)
+            summary.add("verified_delivered")
+        elif outcome is StaleOutcome.NOT_DELIVERED:
+            async with self.db.write() as conn:
+                await store.abandon_intent(conn, row.id, row.pending.identifier, now)
+            summary.add("verified_missing")
+        else:
+            await self._park(
+                row,
+                f"verify_mismatch: Stripe shows {total}, neither {row.pending.from_total} "
+                f"nor {row.pending.to_total}",
+                summary,
+            )
+            return None
+        return await self._again(row, mappings, summary, rounds)
+
+    async def _again(
+        self,
+        row: store.LogRow,
+        mappings: dict[str, store.PriceMapping],
+        summary: PushSummary,
+        rounds: int,
+    ) -> _Job | None:
+        """Re-plan a row we still hold (its total may have moved while we pushed)."""
+        if rounds + 1 >= MAX_PLAN_ROUNDS:
+            await self._finish(row, None, summary, dirty=True)
+            return None
+        async with self.db.read() as conn:
+            fresh = await store.get_log_row(conn, row.id)
+        if fresh is None or fresh.lease_owner != self.owner:
+            return None
+        return await self._prepare(fresh, mappings, summary, rounds + 1)
+
+    def _driver(self, mapping: store.PriceMapping, target: str) -> Driver:
+        name = mapping.driver
+        if name == "meters" and self.default_meter_driver == "meter_stream":
+            name = "meter_stream"
+        return self._shadow_drivers[name] if target == "shadow" else self.drivers[name]
+
+    async def _destination(
+        self, mapping: store.PriceMapping, row: store.LogRow, stripe_customer: str
+    ) -> Destination | None:
+        shadow = row.target == "shadow"
+        account = (
+            (mapping.shadow_stripe_account or mapping.stripe_account)
+            if shadow
+            else mapping.stripe_account
+        )
+        if mapping.driver == "legacy":
+            item = await self._subscription_item(mapping, row.target, row.customer_ref)
+            if item is None or item.item_id is None:
+                return None
+            return Destination(account, subscription_item_id=item.item_id)
+        event_name = (
+            mapping.shadow_meter_event_name if shadow else None
+        ) or mapping.meter_event_name
+        meter_id = None if shadow and mapping.shadow_meter_event_name else mapping.meter_id
+        return Destination(account, event_name=event_name, meter_id=meter_id)
+
+    async def _local_total(
+        self, conn: Any, mapping: store.PriceMapping, row: store.LogRow
+    ) -> Decimal:
+        aggregation = mapping.aggregation_kind
+        if calendar_month(row.period.start) == row.period:
+            return await store.counter_total(
+                conn, row.tenant_id, mapping.metric, row.customer_ref, row.period.start, aggregation
+            )
+        return await store.ledger_total(
+            conn, row.tenant_id, mapping.metric, row.customer_ref, row.period, aggregation
+        )
+
+    # --- calling Stripe ----------------------------------------------------------------------
+
+    async def _send_chunk(
+        self, jobs: list[_Job], mappings: dict[str, store.PriceMapping], summary: PushSummary
+    ) -> None:
+        async with self._semaphore:
+            first = jobs[0]
+            if len(jobs) == 1:
+                lock_key = (
+                    first.account.name,
+                    first.wire.stripe_customer_id,
+                    first.wire.destination.event_name
+                    or first.wire.destination.subscription_item_id,
+                )
+                async with self._locks.hold(lock_key):
+                    await self._call(jobs, mappings, summary)
+            else:
+                await self._call(jobs, mappings, summary)
+
+    async def _call(
+        self, jobs: list[_Job], mappings: dict[str, store.PriceMapping], summary: PushSummary
+    ) -> None:
+        first = jobs[0]
+        account, driver = first.account, first.driver
+        attempt = 0
+        while True:
+            attempt += 1
+            if not await self._renew(jobs):
+                summary.add("lost_lease")
+                return
+            error: StripeCallError | None = None
+            if not account.breaker.allow(time.monotonic()):
+                error = CircuitOpen(
+                    "circuit open for this Stripe account",
+                    retry_after=account.breaker.retry_after(time.monotonic()),
+                )
+            else:
+                await account.limiter.acquire()
+                self._fire("before_call")
+                started = time.perf_counter()
+                try:
+                    await driver.send(account, [job.wire for job in jobs])
+                    account.breaker.record_success()
+                    metrics.stripe_latency.labels(driver.name, "ok").observe(
+                        time.perf_counter() - started
+                    )
+                except StripeCallError as exc:
+                    error = exc
+                    metrics.stripe_latency.labels(driver.name, type(exc).__name__).observe(
+                        time.perf_counter() - started
+                    )
+                    if isinstance(exc, Transient):
+                        account.breaker.record_failure(time.monotonic())
+                    else:
+                        account.breaker.record_neutral()
+                metrics.stripe_breaker_state.labels(account.name).set(int(account.breaker.state))
+            if error is None:
+                self._fire("after_call")
+                await self._confirm_all(jobs, mappings, summary, "delivered")
+                return
+            decision = self.policy.decide(error, attempt, _jitter())
+            if decision.action is Action.DELIVERED:
+                self._fire("after_call")
+                await self._confirm_all(jobs, mappings, summary, "duplicate")
+                return
+            metrics.stripe_retries.labels(type(error).__name__).inc()
+            if decision.action is Action.RETRY:
+                log.info("stripe_retry", error=error.reason, attempt=attempt, delay=decision.delay)
+                await self.sleep(decision.delay)
+                continue
+            for job in jobs:
+                if decision.action is Action.PARK:
+                    await self._park(job.row, error.reason, summary, refused=job.plan)
+                else:
+                    delay = max(
+                        decision.delay, self.policy.row_delay(job.row.attempts + 1, _jitter())
+                    )
+                    await self._reschedule(job.row, error, summary, delay=delay)
+            return
+
+    async def _confirm_all(
+        self,
+        jobs: list[_Job],
+        mappings: dict[str, store.PriceMapping],
+        summary: PushSummary,
+        result: str,
+    ) -> None:
+        now = self.clock()
+        async with self.db.write() as conn:
+            for job in jobs:
+                assert job.plan.identifier is not None
+                await store.confirm(conn, job.row.id, job.plan.identifier, now)
+        for job in jobs:
+            metrics.stripe_pushes.labels(job.row.target, result).inc()
+            summary.add(result)
+            log.info(
+                "stripe_push",
+                result=result,
+                mapping=job.mapping.id,
+                target=job.row.target,
+                customer=job.row.customer_ref,
+                period=job.row.period.label,
+                delta=str(job.plan.delta),
+                total=str(job.plan.to_total),
+                identifier=job.plan.identifier,
+            )
+            follow = await self._again(job.row, mappings, summary, 0)
+            if follow is not None:
+                await self._call([follow], mappings, summary)
+            else:
+                await self._release_if_held(job.row)
+
+    async def _renew(self, jobs: list[_Job]) -> bool:
+        until = self.clock() + self.lease_for
+        async with self.db.write() as conn:
+            results = [await store.renew_lease(conn, job.row.id, self.owner, until) for job in jobs]
+        return all(results)
+
+    # --- row endings -------------------------------------------------------------------------
+
+    async def _release_if_held(self, row: store.LogRow) -> None:
+        async with self.db.write() as conn:
+            await store.release(conn, row.id, self.owner, self.clock())
+
+    async def _finish(
+        self,
+        row: store.LogRow,
+        result: str | None,
+        summary: PushSummary,
+        **values: Any,
+    ) -> None:
+        async with self.db.write() as conn:
+            await store.release(conn, row.id, self.owner, self.clock(), **values)
+        if result is not None:
+            summary.add(result)
+            metrics.stripe_pushes.labels(row.target, result).inc()
+
+    async def _park(
+        self,
+        row: store.LogRow,
+        reason: str,
+        summary: PushSummary,
+        *,
+        refused: PushPlan | None = None,
+    ) -> None:
+        """Stop pushing a row until someone fixes its cause; Stripe refused any pending push."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            if refused is not None and refused.identifier is not None:
+                await store.abandon_intent(conn, row.id, refused.identifier, now)
+            await store.release(
+                conn,
+                row.id,
+                self.owner,
+                now,
+                status="parked",
+                last_error=reason[:1000],
+                dirty=False,
+            )
+        summary.add("parked")
+        metrics.stripe_pushes.labels(row.target, "parked").inc()
+        log.warning("stripe_push_parked", row=row.id, customer=row.customer_ref, reason=reason)
+
+    async def _reschedule(
+        self, row: store.LogRow, error: StripeCallError, summary: PushSummary, *, delay: float
+    ) -> None:
+        now = self.clock()
+        async with self.db.write() as conn:
+            await store.release(
+                conn,
+                row.id,
+                self.owner,
+                now,
+                attempts=row.attempts + 1,
+                last_error=error.reason[:1000],
+                next_attempt_at=now + timedelta(seconds=delay),
+                dirty=True,
+            )
+        summary.add("rescheduled")
+        metrics.stripe_pushes.labels(row.target, "rescheduled").inc()
+
+    def _fire(self, step: str) -> None:
+        if self.hook is not None:
+            self.hook(step)
+
+    async def _sample_gauges(self) -> None:
+        async with self.db.read() as conn:
+            oldest = await store.oldest_unpushed_change(conn)
+        age = (self.clock() - oldest).total_seconds() if oldest else 0.0
+        metrics.stripe_oldest_unpushed_seconds.set(max(0.0, age))
+
+
+def _billing_periods(counter_period: Period, cycle: BillingCycle | None) -> list[Period]:
+    """The billing periods that overlap a counter's calendar period."""
+    if cycle is None:
+        return [counter_period]
+    periods = []
+    period = period_for(counter_period.start, cycle)
+    while period.start < counter_period.end:
+        periods.append(period)
+        period = period_for(period.end, cycle)
+    return periods
+
+
+async def _lookup_subscription_item(
+    account: StripeAccount,
+    stripe_customer: str,
+    price_id: str | None,
+    wanted_item: str | None,
+    now: datetime,
+) -> store.SubscriptionItem:
+    """Find the customer's subscription item for a price (or the named item) and its cycle."""
+    from stripemeter.stripe.errors import map_stripe_errors
+
+    with map_stripe_errors():
+        page = await account.client.v1.subscriptions.list_async(
+            {"customer": stripe_customer, "limit": 100}
+        )
+    for subscription in page.data:
+        if subscription.status not in ("active", "trialing", "past_due"):
+            continue
+        for item in subscription["items"].data:
+            if (wanted_item and item.id == wanted_item) or (
+                not wanted_item and price_id and item.price.id == price_id
+            ):
+                recurring = item.price.recurring
+                cycle = None
+                if recurring is not None:
+                    cycle = BillingCycle(
+                        datetime.fromtimestamp(subscription.billing_cycle_anchor, UTC),
+                        recurring.interval,
+                        recurring.interval_count or 1,
+                    )
+                current = Period(
+                    datetime.fromtimestamp(item.current_period_start, UTC),
+                    datetime.fromtimestamp(item.current_period_end, UTC),
+                )
+                if cycle is not None and cycle.period_containing(now) != current:
+                    # The first period after a mid-cycle start is shorter; trust Stripe's bounds.
+                    cycle = None if cycle.period_containing(current.start) != current else cycle
+                return store.SubscriptionItem(subscription.id, item.id, cycle, current, now)
+    return store.SubscriptionItem(None, None, None, None, now)
