@@ -16,6 +16,8 @@ server.register(app)
 app.add_typer(keys.app, name="keys")
 replay.register(app)
 app.add_typer(__import__("stripemeter.cli.simulate", fromlist=["_"]).app, name="simulate")
+__import__("stripemeter.cli.worker", fromlist=["_"]).register(app)
+__import__("stripemeter.cli.fake_stripe", fromlist=["_"]).register(app)
 
 
 def main() -> None:
