@@ -19,7 +19,13 @@ FEB = datetime(2025, 2, 1, tzinfo=UTC)
 
 def event(ts: str, quantity: Any = 10, **changes: Any) -> dict[str, Any]:
     """A wire event of api_calls for cus_1 (overridable)."""
-    return {"metric": "api_calls", "customerRef": "cus_1", "quantity": quantity, "ts": ts, **changes}
+    return {
+        "metric": "api_calls",
+        "customerRef": "cus_1",
+        "quantity": quantity,
+        "ts": ts,
+        **changes,
+    }
 
 
 async def ingest(api: httpx.AsyncClient, *events: dict[str, Any]) -> list[dict[str, Any]]:
