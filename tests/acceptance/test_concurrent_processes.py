@@ -25,6 +25,7 @@ PROCESSES = 3
 SENDERS_PER_PROCESS = 2
 DISTINCT_EVENTS = 400
 REQUESTS = 24  # Idempotency-Key requests, each replayed by every sender
+CONTESTED = 150  # keys every sender reuses with its own payload
 METRICS = ["calls", "gb", "seats"]
 CUSTOMERS = ["cus_hot", "cus_hot", "cus_hot", "cus_b", "cus_c"]  # a hot customer contends most
 BASE = datetime(2026, 4, 30, 20, tzinfo=UTC)  # events cross the start of May
@@ -147,3 +148,36 @@ def test_processes_racing_on_the_same_events_count_each_once(backend: str, tmp_p
             assert accepted == len(distinct)
             ledger = support.assert_counters_derivable(database_url, TENANT)
             assert len(ledger) == DISTINCT_EVENTS + len(distinct)
+
+            # Conflicts racing: every sender reuses the same keys with its own payloads (other
+            # quantities and customers, so other counters and other locks). One payload per key wins.
+            contested = make_events("contested", CONTESTED, rng)
+
+            def send_variants(http: httpx.Client, sender: int) -> dict[str, tuple[str, Any]]:
+                mine = [
+                    {**e, "quantity": str(1000 + sender), "customerRef": CUSTOMERS[sender % 5]}
+                    for e in contested
+                ]
+                seen: dict[str, tuple[str, Any]] = {}
+                for batch in cut(mine, random.Random(sender)):
+                    response = http.post("/v1/events/ingest", json={"events": batch})
+                    assert response.status_code == 200, response.text
+                    for result in response.json()["results"]:
+                        event = batch[result["index"]]
+                        seen[event["idempotencyKey"]] = (result["status"], event)
+                return seen
+
+            outcomes = race(urls, key, send_variants)
+            stored = {row.idempotency_key: row for row in support.read_ledger(database_url, TENANT)}
+            for event in contested:
+                name = event["idempotencyKey"]
+                statuses = sorted(per_sender[name][0] for per_sender in outcomes)
+                assert statuses == ["accepted"] + ["conflict"] * (senders - 1), (name, statuses)
+                (winner,) = [p[name][1] for p in outcomes if p[name][0] == "accepted"]
+                row = stored[name]
+                assert (row.customer_ref, str(row.quantity)) == (
+                    winner["customerRef"],
+                    winner["quantity"],
+                )
+            ledger = support.assert_counters_derivable(database_url, TENANT)
+            assert len(ledger) == DISTINCT_EVENTS + len(distinct) + CONTESTED

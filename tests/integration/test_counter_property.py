@@ -11,6 +11,7 @@ Each example uses a fresh tenant, since tenants isolate everything, so one datab
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -20,11 +21,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from stripemeter.api.app import Services
+from stripemeter.domain.events import EventLimits
+from stripemeter.services.catalog import MetricCatalog
+from stripemeter.services.ingest import IngestReport, IngestService
 from stripemeter.store import metric_settings
 from stripemeter.store.tables import counters, events
 
@@ -336,56 +341,80 @@ async def check_store(services: Services, model: Model) -> None:
         assert row["period_start"] == month_start(want.spec.at)
 
 
+def prepare(batch: list[Op], sent: list[Spec]) -> tuple[list[dict[str, Any]], list[Spec | str]]:
+    """The wire events of a batch, and for each the Spec to ingest or the field a rejection names."""
+    raw: list[dict[str, Any]] = []
+    expected: list[Spec | str] = []
+    for op in batch:
+        if isinstance(op, Invalid):
+            bad_event, bad_field = invalid(op.kind)
+            raw.append(bad_event)
+            expected.append(bad_field)
+            continue
+        if isinstance(op, Resend):
+            if not sent:
+                continue
+            spec = sent[op.which % len(sent)]
+        else:
+            spec = op.spec
+            sent.append(spec)
+        raw.append(wire(spec, op.spelling))
+        expected.append(spec)
+    return raw, expected
+
+
+def check_report(model: Model, report: IngestReport, expected: list[Spec | str]) -> None:
+    """Each per-event result is the model's: index, key, status, reason, and the stored event's id."""
+    assert [r.index for r in report.results] == list(range(len(expected)))
+    for result, want in zip(report.results, expected, strict=True):
+        if isinstance(want, str):
+            assert (result.status, result.field) == ("rejected", want), result
+            continue
+        key, status, reason = model.apply(want)
+        event(f"saw {status}")  # --hypothesis-show-statistics tells how often each case arose
+        assert (result.idempotency_key, result.status, result.reason) == (key, status, reason)
+        assert result.event_id is not None
+        stored = model.ledger[key]
+        if stored.event_id is None:
+            stored.event_id = result.event_id  # the first store names the event for good
+        assert result.event_id == stored.event_id
+    assert sum(report.totals.values()) == len(expected)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["one-by-one", "group-commit"])
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     # One database serves every example; each example isolates itself with a fresh tenant.
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(stream=streams)
 async def test_counters_always_equal_the_reference_model(
-    services: Services, stream: list[list[Op]]
+    services: Services, grouped: bool, stream: list[list[Op]]
 ) -> None:
-    """After every batch, each counter, ledger row and per-event result equals the model's."""
+    """After every batch (or group of concurrent batches), counters, ledger and results equal the model's.
+
+    ``group-commit`` submits up to three batches at once to a started ingest service with one writer,
+    so they share one transaction in submission order; the model takes them in that order.
+    """
     tenant = f"prop-{next(_tenants)}"
     await configure(services, tenant)
+    # A long cache: every submission of a round reaches the queue without waiting on the database.
+    catalog = MetricCatalog(services.db, DEFAULT_WINDOW, ttl=3600)
+    await catalog.for_tenant(tenant)
+    ingest = IngestService(services.db, catalog, EventLimits(), writers=1)
+    if grouped:
+        ingest.start()
     model = Model(tenant)
     sent: list[Spec] = []
-    for batch in stream:
-        raw: list[dict[str, Any]] = []
-        expected: list[Spec | str] = []  # a Spec to ingest, or the field a rejection names
-        for op in batch:
-            if isinstance(op, Invalid):
-                bad_event, bad_field = invalid(op.kind)
-                raw.append(bad_event)
-                expected.append(bad_field)
-                continue
-            if isinstance(op, Resend):
-                if not sent:
-                    continue
-                spec = sent[op.which % len(sent)]
-            else:
-                spec = op.spec
-                sent.append(spec)
-            raw.append(wire(spec, op.spelling))
-            expected.append(spec)
-        if not raw:
-            continue
-
-        report = await services.ingest.ingest(tenant, raw)
-
-        assert [r.index for r in report.results] == list(range(len(raw)))
-        for result, want in zip(report.results, expected, strict=True):
-            if isinstance(want, str):
-                assert (result.status, result.field) == ("rejected", want), result
-                continue
-            key, status, reason = model.apply(want)
-            event(f"saw {status}")  # --hypothesis-show-statistics tells how often each case arose
-            assert (result.idempotency_key, result.status, result.reason) == (key, status, reason)
-            assert result.event_id is not None
-            stored = model.ledger[key]
-            if stored.event_id is None:
-                stored.event_id = result.event_id  # the first store names the event for good
-            assert result.event_id == stored.event_id
-        assert sum(report.totals.values()) == len(raw)
-        await check_store(services, model)
+    size = 3 if grouped else 1
+    try:
+        for start in range(0, len(stream), size):
+            prepared = [prepare(batch, sent) for batch in stream[start : start + size]]
+            prepared = [(raw, expected) for raw, expected in prepared if raw]
+            reports = await asyncio.gather(*(ingest.ingest(tenant, raw) for raw, _ in prepared))
+            for report, (_, expected) in zip(reports, prepared, strict=True):
+                check_report(model, report, expected)
+            await check_store(services, model)
+    finally:
+        await ingest.stop()
