@@ -15,6 +15,7 @@ from stripemeter.client import (
     AuthenticationError,
     EventsRejectedError,
     NetworkError,
+    NotFoundError,
     PermissionDeniedError,
     Retry,
     ValidationError,
@@ -264,3 +265,28 @@ def test_the_projection_is_read(server: RealServer, tmp_path: Path) -> None:
     assert line.total is None
     assert "proj" in projection.unpriced_metrics
     assert not projection.complete
+
+
+def test_price_mappings_are_validated_by_the_server(server: RealServer, tmp_path: Path) -> None:
+    """create_mapping sends camelCase fields; a meter unknown to Stripe is a typed 400."""
+    with client_for(server, tmp_path, spool=False) as client:
+        assert client.list_mappings(metric="sdk_mapped") == []
+        with pytest.raises(ValidationError) as caught:
+            client.create_mapping(
+                metric="sdk_mapped", aggregation="sum", meter_event_name="no_such_meter"
+            )
+    assert caught.value.code == "meter_not_found"
+    assert caught.value.param == "meterEventName"
+
+
+def test_customer_mappings_round_trip(server: RealServer, tmp_path: Path) -> None:
+    """set, get, list and delete a customerRef → Stripe customer mapping."""
+    with client_for(server, tmp_path, spool=False) as client:
+        saved = client.set_customer("cus_sdk_map", "cus_Stripe123")
+        assert saved["stripeCustomerId"] == "cus_Stripe123"
+        assert client.get_customer("cus_sdk_map")["customerRef"] == "cus_sdk_map"
+        listed = [c["customerRef"] for c in client.list_customers(page_size=1)]
+        assert "cus_sdk_map" in listed
+        client.delete_customer("cus_sdk_map")
+        with pytest.raises(NotFoundError):
+            client.get_customer("cus_sdk_map")

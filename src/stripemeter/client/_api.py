@@ -199,15 +199,67 @@ def create_mapping(tenant_id: str | None, fields: Mapping[str, Any]) -> Call[Res
 def update_mapping(
     tenant_id: str | None, mapping_id: str, fields: Mapping[str, Any]
 ) -> Call[Resource]:
-    """``PUT /v1/mappings/{id}`` with only the fields to change."""
+    """``PATCH /v1/mappings/{id}`` with only the fields to change."""
     path = f"/v1/mappings/{_segment(mapping_id)}"
     params = _with_tenant(tenant_id, {})
-    return Call("PUT", path, Resource.from_json, params, wire_fields(fields))
+    return Call("PATCH", path, Resource.from_json, params, wire_fields(fields))
 
 
 def delete_mapping(tenant_id: str | None, mapping_id: str) -> Call[None]:
     """``DELETE /v1/mappings/{id}``."""
     path = f"/v1/mappings/{_segment(mapping_id)}"
+    return Call("DELETE", path, lambda _b: None, _with_tenant(tenant_id, {}))
+
+
+# Customer mappings (issue 3): customerRef → Stripe customer id.
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPage:
+    """One page of ``GET /v1/customers`` and the query of the next one (None at the end)."""
+
+    customers: tuple[Resource, ...]
+    next_params: QueryParams | None
+
+
+def list_customers_page(tenant_id: str | None, params: QueryParams) -> Call[CustomerPage]:
+    """One page of ``GET /v1/customers``."""
+
+    def parse(body: Any) -> CustomerPage:
+        found = resources(body, "customers")
+        cursor = body.get("nextCursor") if isinstance(body, Mapping) else None
+        following = {**params, "cursor": str(cursor)} if cursor else None
+        return CustomerPage(found, following)
+
+    return Call("GET", "/v1/customers", parse, _with_tenant(tenant_id, params))
+
+
+def get_customer(tenant_id: str | None, customer_ref: str) -> Call[Resource]:
+    """``GET /v1/customers/{customerRef}``."""
+    path = f"/v1/customers/{_segment(customer_ref)}"
+    return Call("GET", path, Resource.from_json, _with_tenant(tenant_id, {}))
+
+
+def set_customer(
+    tenant_id: str | None,
+    customer_ref: str,
+    stripe_customer_id: str,
+    shadow_stripe_customer_id: str | None,
+) -> Call[Resource]:
+    """``PUT /v1/customers/{customerRef}``: create or replace the mapping."""
+    path = f"/v1/customers/{_segment(customer_ref)}"
+    body = wire_fields(
+        {
+            "stripe_customer_id": stripe_customer_id,
+            "shadow_stripe_customer_id": shadow_stripe_customer_id,
+        }
+    )
+    return Call("PUT", path, Resource.from_json, _with_tenant(tenant_id, {}), body)
+
+
+def delete_customer(tenant_id: str | None, customer_ref: str) -> Call[None]:
+    """``DELETE /v1/customers/{customerRef}``."""
+    path = f"/v1/customers/{_segment(customer_ref)}"
     return Call("DELETE", path, lambda _b: None, _with_tenant(tenant_id, {}))
 
 

@@ -487,6 +487,38 @@ class AsyncStripeMeterClient(BaseClient):
         """Delete a price mapping."""
         await self._call(api.delete_mapping(self.tenant_id, mapping_id))
 
+    # -- customer mappings -------------------------------------------------------------------
+
+    async def list_customers(self, *, page_size: int = 100) -> AsyncIterator[Resource]:
+        """Every customer mapping, page by page as you iterate (``async for``)."""
+        params: dict[str, Any] | None = {"limit": page_size}
+        while params is not None:
+            page = await self._call(api.list_customers_page(self.tenant_id, params))
+            for customer in page.customers:
+                yield customer
+            params = page.next_params
+
+    async def get_customer(self, customer_ref: str) -> Resource:
+        """One customer mapping."""
+        return await self._call(api.get_customer(self.tenant_id, customer_ref))
+
+    async def set_customer(
+        self,
+        customer_ref: str,
+        stripe_customer_id: str,
+        *,
+        shadow_stripe_customer_id: str | None = None,
+    ) -> Resource:
+        """Map a customer to its Stripe customer (creates or replaces)."""
+        call = api.set_customer(
+            self.tenant_id, customer_ref, stripe_customer_id, shadow_stripe_customer_id
+        )
+        return await self._call(call)
+
+    async def delete_customer(self, customer_ref: str) -> None:
+        """Remove a customer mapping; its counters are reported as unmapped."""
+        await self._call(api.delete_customer(self.tenant_id, customer_ref))
+
     # -- reconciliation ----------------------------------------------------------------------
 
     async def get_reconciliation(self, period: str, *, customer_ref: str | None = None) -> Resource:

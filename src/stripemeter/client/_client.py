@@ -561,6 +561,37 @@ class StripeMeterClient(BaseClient):
         """Delete a price mapping."""
         self._call(api.delete_mapping(self.tenant_id, mapping_id))
 
+    # -- customer mappings -------------------------------------------------------------------
+
+    def list_customers(self, *, page_size: int = 100) -> Iterator[Resource]:
+        """Every customer mapping (customerRef → Stripe customer), page by page as you iterate."""
+        params: dict[str, Any] | None = {"limit": page_size}
+        while params is not None:
+            page = self._call(api.list_customers_page(self.tenant_id, params))
+            yield from page.customers
+            params = page.next_params
+
+    def get_customer(self, customer_ref: str) -> Resource:
+        """One customer mapping."""
+        return self._call(api.get_customer(self.tenant_id, customer_ref))
+
+    def set_customer(
+        self,
+        customer_ref: str,
+        stripe_customer_id: str,
+        *,
+        shadow_stripe_customer_id: str | None = None,
+    ) -> Resource:
+        """Map a customer to its Stripe customer (creates or replaces)."""
+        call = api.set_customer(
+            self.tenant_id, customer_ref, stripe_customer_id, shadow_stripe_customer_id
+        )
+        return self._call(call)
+
+    def delete_customer(self, customer_ref: str) -> None:
+        """Remove a customer mapping; its counters are reported as unmapped."""
+        self._call(api.delete_customer(self.tenant_id, customer_ref))
+
     # -- reconciliation ----------------------------------------------------------------------
 
     def get_reconciliation(self, period: str, *, customer_ref: str | None = None) -> Resource:

@@ -544,6 +544,10 @@ class Resource:
 
 
 def resources(data: Any, key: str) -> tuple[Resource, ...]:
-    """Records from a bare JSON array or from ``data[key]``."""
-    items: Sequence[Any] = data if isinstance(data, list) else (data or {}).get(key) or ()
+    """Records from a bare JSON array, or from ``data["data"]`` or ``data[key]``."""
+    if isinstance(data, list):
+        items: Sequence[Any] = data
+    else:
+        body = data if isinstance(data, Mapping) else {}
+        items = body.get("data", body.get(key)) or ()
     return tuple(Resource.from_json(item) for item in items if isinstance(item, Mapping))
