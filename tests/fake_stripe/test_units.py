@@ -1,42 +1,11 @@
-"""Pure parts of the fake: pricing, form decoding, persistence."""
+"""Pure parts of the fake: form decoding, persistence (pricing: tests/pricing_api/test_fake_invoices.py)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from stripemeter.stripe.fake.forms import decode_form
-from stripemeter.stripe.fake.pricing import price_amount
 from stripemeter.stripe.fake.state import FakeStripeState
-
-TIERS = [{"up_to": 10, "unit_amount": 100, "flat_amount": 50}, {"up_to": None, "unit_amount": 10}]
-
-
-@pytest.mark.parametrize(
-    ("price", "quantity", "expected"),
-    [
-        ({"unit_amount_decimal": "0.5"}, "3", "1.5"),
-        (
-            {"unit_amount": 1000, "transform_quantity": {"divide_by": 100, "round": "up"}},
-            "101",
-            "2000",
-        ),
-        (
-            {"unit_amount": 1000, "transform_quantity": {"divide_by": 100, "round": "down"}},
-            "101",
-            "1000",
-        ),
-        ({"billing_scheme": "tiered", "tiers_mode": "graduated", "tiers": TIERS}, "12", "1070"),
-        ({"billing_scheme": "tiered", "tiers_mode": "volume", "tiers": TIERS}, "12", "120"),
-        ({"billing_scheme": "tiered", "tiers_mode": "volume", "tiers": TIERS}, "10", "1050"),
-        ({"unit_amount": 100}, "-4", "0"),
-    ],
-)
-def test_price_amount(price: dict[str, object], quantity: str, expected: str) -> None:
-    """Per-unit, package and tiered prices give Stripe's amounts; negative totals bill zero."""
-    assert price_amount(price, Decimal(quantity)) == Decimal(expected)
 
 
 def test_decode_form_brackets_and_lists() -> None:

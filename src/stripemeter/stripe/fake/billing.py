@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from stripemeter.domain.pricing import price_from_stripe, price_line
 from stripemeter.stripe.fake.catalog import get_customer, get_price
 from stripemeter.stripe.fake.context import RequestContext, list_object
 from stripemeter.stripe.fake.errors import invalid_request, missing_param, no_such
@@ -11,7 +12,6 @@ from stripemeter.stripe.fake.events import public, raise_event
 from stripemeter.stripe.fake.legacy import usage_total
 from stripemeter.stripe.fake.meters import meter_total
 from stripemeter.stripe.fake.periods import shift
-from stripemeter.stripe.fake.pricing import price_amount, round_minor_units
 from stripemeter.stripe.fake.state import new_id
 from stripemeter.stripe.fake.types import JSONObject
 
@@ -231,7 +231,7 @@ def _line(
                 subscription["_period_index"] + 1,
             ),
         }
-    amount = round_minor_units(price_amount(price, quantity))
+    amount = line_amount(price, quantity)
     return {
         "id": new_id("il"),
         "object": "line_item",
@@ -256,6 +256,15 @@ def _line(
             },
         },
     }
+
+
+def line_amount(price: JSONObject, quantity: Decimal) -> int:
+    """Stripe's amount for ``quantity`` of ``price``, priced by ``stripemeter.domain.pricing``.
+
+    The fake prices draft invoices with the same library as projections and simulations, so a
+    pricing rule has one implementation; a negative period total bills as zero, as at Stripe.
+    """
+    return price_line(price_from_stripe(price), max(quantity, Decimal(0))).amount
 
 
 def _build_invoice(
