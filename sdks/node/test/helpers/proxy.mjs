@@ -36,8 +36,8 @@ export class FaultyProxy {
     return this.requests.filter((r) => r.path.startsWith('/v1/events/ingest')).map((r) => r.json.events);
   }
 
-  /** Plan the next requests' actions (after those already planned). */
-  then(...actions) {
+  /** Plan the next requests' actions (after those already planned). Not `then`: that would make it a thenable. */
+  next(...actions) {
     this.plan.push(...actions);
     return this;
   }

@@ -46,6 +46,12 @@ const live = new Set();
 process.on('exit', () => {
   for (const server of live) server.killNow();
 });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const server of live) server.killNow();
+    process.exit(130);
+  });
+}
 
 export class TestServer {
   /** Migrate a fresh database, mint an admin key for `tenant`, start serving; resolves when ready. */
