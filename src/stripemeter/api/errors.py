@@ -36,8 +36,11 @@ _STATUS: list[tuple[type[StripeMeterError], int, str]] = [
     (Unauthorized, 401, "authentication_error"),
     (Forbidden, 403, "permission_error"),
     (NotFound, 404, "invalid_request_error"),
-    (Conflict, 409, "idempotency_error"),
+    (Conflict, 409, "invalid_request_error"),
 ]
+
+
+_IDEMPOTENCY_CODES = ("idempotency", "request_in_progress")
 
 
 def envelope(
@@ -63,6 +66,8 @@ def status_of(exc: StripeMeterError) -> tuple[int, str]:
     """(HTTP status, error type) for a domain error."""
     for cls, status, type_ in _STATUS:
         if isinstance(exc, cls):
+            if isinstance(exc, Conflict) and exc.code.startswith(_IDEMPOTENCY_CODES):
+                return status, "idempotency_error"
             return status, type_
     return 500, "api_error"
 
