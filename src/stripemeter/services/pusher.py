@@ -419,7 +419,8 @@ class Pusher:
             fixed_stamp=driver.fixed_stamps,
         )
         if plan.kind is PlanKind.NOTHING:
-            await self._finish(row, "unchanged", summary, changed_at=None)
+            # After a confirmed push the re-check finding nothing is not a result of its own.
+            await self._finish(row, "unchanged" if rounds == 0 else None, summary, changed_at=None)
             return None
         if plan.kind is PlanKind.PARK:
             await self._park(row, plan.reason or "parked", summary)
