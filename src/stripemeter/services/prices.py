@@ -116,7 +116,6 @@ class StripePrices:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, Mapping[str, Any]]] = {}
-        self._lock = asyncio.Lock()
 
     async def _mapping(self, tenant_id: str, metric: str) -> _Mapped | None:
         query = (
@@ -176,7 +175,10 @@ class StripePrices:
         options: dict[str, Any] = {}
         if mapped.account != DEFAULT_ACCOUNT:
             options["stripe_account"] = mapped.account
-        price = await self._client.v1.prices.retrieve_async(
+        # The synchronous client in a thread: it owns its connection pool for the process's life,
+        # where an async client would have to be closed by whoever stops the event loop.
+        price = await asyncio.to_thread(
+            self._client.v1.prices.retrieve,
             mapped.price_id,
             {"expand": ["tiers"]},
             options,  # type: ignore[arg-type]
@@ -230,6 +232,5 @@ def stripe_client(
     return stripe.StripeClient(
         api_key,
         base_addresses=bases,  # type: ignore[arg-type]
-        http_client=stripe.HTTPXClient(),
         max_network_retries=2,
     )
