@@ -6,8 +6,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.stripe_sync.conftest import FakeStripe, flush, ingest
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """These run on SQLite; the write-log SQL shared with PostgreSQL is covered by the PG tests."""
+    return "sqlite"
 
 
 async def _setup(
