@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.engine import RowMapping
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stripemeter.domain.aggregation import CounterState
 from stripemeter.domain.periods import Period
+from stripemeter.domain.quantities import normalize
 from stripemeter.store import dialect
 from stripemeter.store.tables import counters
 
@@ -52,13 +54,67 @@ async def lock(conn: AsyncConnection, keys: Iterable[CounterKey]) -> None:
     await dialect.lock_names(conn, (key.lock_name for key in keys))
 
 
+# PostgreSQL hot path: one constant statement per call whatever the number of keys (arrays as
+# parameters), so asyncpg prepares it once per connection and nothing is re-planned per batch size.
+_PG_LOAD = (
+    # LATERAL … LIMIT 1: one primary-key probe per key, never a scan of the tenant's counters
+    # (which the planner picks with stale statistics).
+    'SELECT k.metric, k.customer_ref, k.period_start, c."sum", c."max", c."last", c.last_ts,'
+    ' c.last_key, c."count", c.watermark'
+    " FROM unnest($2::varchar[], $3::varchar[], $4::timestamptz[])"
+    " AS k(metric, customer_ref, period_start)"
+    ' CROSS JOIN LATERAL (SELECT "sum", "max", "last", last_ts, last_key, "count", watermark'
+    " FROM counters WHERE tenant_id = $1 AND metric = k.metric AND customer_ref = k.customer_ref"
+    " AND period_start = k.period_start LIMIT 1) AS c"
+)
+_PG_SAVE = (
+    "INSERT INTO counters (tenant_id, metric, customer_ref, period_start, period_end,"
+    ' "sum", "max", "last", last_ts, last_key, "count", watermark, updated_at)'
+    " SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::timestamptz[],"
+    " $5::timestamptz[], $6::numeric[], $7::numeric[], $8::numeric[], $9::timestamptz[],"
+    " $10::varchar[], $11::bigint[], $12::timestamptz[], $13::timestamptz[])"
+    " ON CONFLICT (tenant_id, metric, customer_ref, period_start) DO UPDATE SET"
+    ' period_end = excluded.period_end, "sum" = excluded."sum", "max" = excluded."max",'
+    ' "last" = excluded."last", last_ts = excluded.last_ts, last_key = excluded.last_key,'
+    ' "count" = excluded."count", watermark = excluded.watermark, updated_at = excluded.updated_at'
+)
+
+
+def _exact(value: Decimal | None) -> Decimal | None:
+    # What the Quantity column type does on the SQLAlchemy path: NUMERIC keeps the scale it was
+    # given (3.50), the domain wants the fewest digits (3.5).
+    return None if value is None else normalize(value)
+
+
 async def load(conn: AsyncConnection, keys: Iterable[CounterKey]) -> dict[CounterKey, CounterState]:
     """The stored state of each existing counter among ``keys``."""
     by_tenant: dict[str, list[CounterKey]] = {}
     for key in keys:
         by_tenant.setdefault(key.tenant_id, []).append(key)
     found: dict[CounterKey, CounterState] = {}
+    postgres = conn.dialect.name == "postgresql"
     for tenant_id, tenant_keys in by_tenant.items():
+        if postgres:
+            result = await conn.exec_driver_sql(
+                _PG_LOAD,
+                (
+                    tenant_id,
+                    [k.metric for k in tenant_keys],
+                    [k.customer_ref for k in tenant_keys],
+                    [k.period_start for k in tenant_keys],
+                ),
+            )
+            for row in cast("list[Any]", result.all()):
+                found[CounterKey(tenant_id, row[0], row[1], row[2])] = CounterState(
+                    sum=normalize(row[3]),
+                    max=_exact(row[4]),
+                    last=_exact(row[5]),
+                    last_at=row[6],
+                    last_key=row[7],
+                    count=row[8],
+                    watermark=row[9],
+                )
+            continue
         for start in range(0, len(tenant_keys), KEY_CHUNK):
             chunk = tenant_keys[start : start + KEY_CHUNK]
             rows = await conn.execute(
@@ -83,6 +139,28 @@ async def save(
     """Upsert counters in key order (the order every writer uses)."""
     if not states:
         return
+    ordered = sorted(states.items())
+    if conn.dialect.name == "postgresql":
+        # unnest() yields rows in array order, so rows are written in key order here too.
+        await conn.exec_driver_sql(
+            _PG_SAVE,
+            (
+                [k.tenant_id for k, _ in ordered],
+                [k.metric for k, _ in ordered],
+                [k.customer_ref for k, _ in ordered],
+                [k.period_start for k, _ in ordered],
+                [p.end for _, (p, _) in ordered],
+                [s.sum for _, (_, s) in ordered],
+                [s.max for _, (_, s) in ordered],
+                [s.last for _, (_, s) in ordered],
+                [s.last_at for _, (_, s) in ordered],
+                [s.last_key for _, (_, s) in ordered],
+                [s.count for _, (_, s) in ordered],
+                [s.watermark for _, (_, s) in ordered],
+                [now] * len(ordered),
+            ),
+        )
+        return
     rows: list[dict[str, Any]] = [
         {
             "tenant_id": key.tenant_id,
@@ -99,15 +177,24 @@ async def save(
             "watermark": state.watermark,
             "updated_at": now,
         }
-        for key, (period, state) in sorted(states.items())
+        for key, (period, state) in ordered
     ]
     stmt = dialect.insert(conn, counters)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "metric", "customer_ref", "period_start"],
         set_={
             name: stmt.excluded[name]
-            for name in ("period_end", "sum", "max", "last", "last_ts", "last_key", "count",
-                         "watermark", "updated_at")
+            for name in (
+                "period_end",
+                "sum",
+                "max",
+                "last",
+                "last_ts",
+                "last_key",
+                "count",
+                "watermark",
+                "updated_at",
+            )
         },
     )
     await conn.execute(stmt, rows)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.engine import RowMapping
@@ -26,12 +26,60 @@ class StoredKey:
     payload_hash: str
 
 
+# PostgreSQL hot path: constant SQL with array parameters, so asyncpg prepares each statement once
+# per connection and the cost does not grow with the batch in parse/plan time or parameter count.
+# The LATERAL … LIMIT 1 form keeps this a unique-index probe per key whatever the planner believes
+# about the tenant's row count: with the plain ``= ANY`` form and stale statistics (a new table, a
+# new tenant, a backfill outrunning autovacuum) PostgreSQL scans every event of the tenant instead.
+_PG_FIND_KEYS = (
+    "SELECT k.key, e.id, e.payload_hash FROM unnest($2::varchar[]) AS k(key)"
+    " CROSS JOIN LATERAL (SELECT id, payload_hash FROM events"
+    " WHERE tenant_id = $1 AND idempotency_key = k.key LIMIT 1) AS e"
+)
+_EVENT_COLUMNS = (
+    "tenant_id",
+    "idempotency_key",
+    "payload_hash",
+    "metric",
+    "customer_ref",
+    "resource_id",
+    "quantity",
+    "ts",
+    "ts_text",
+    "period_start",
+    "status",
+    "held_reason",
+    "source",
+    "meta",
+    "received_at",
+    "request_id",
+)
+_PG_INSERT_EVENTS = (
+    "INSERT INTO events (tenant_id, idempotency_key, payload_hash, metric, customer_ref,"
+    " resource_id, quantity, ts, ts_text, period_start, status, held_reason, source, meta,"
+    " received_at, request_id)"
+    " SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[],"
+    " $5::varchar[], $6::varchar[], $7::numeric[], $8::timestamptz[], $9::varchar[],"
+    " $10::timestamptz[], $11::varchar[], $12::varchar[], $13::varchar[], $14::text[],"
+    " $15::timestamptz[], $16::varchar[])"
+    " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
+    " RETURNING id, tenant_id, idempotency_key"
+)
+
+
 async def find_keys(
     conn: AsyncConnection, tenant_id: str, keys: Sequence[str]
 ) -> dict[str, StoredKey]:
-    """The stored events among ``keys`` for one tenant."""
+    """The stored events among ``keys`` for one tenant (one statement on PostgreSQL)."""
     found: dict[str, StoredKey] = {}
     unique = list(dict.fromkeys(keys))
+    if not unique:
+        return found
+    if conn.dialect.name == "postgresql":
+        result = await conn.exec_driver_sql(_PG_FIND_KEYS, (tenant_id, unique))
+        for row in cast("list[Any]", result.all()):
+            found[row[0]] = StoredKey(row[1], row[2])
+        return found
     for start in range(0, len(unique), KEY_CHUNK):
         chunk = unique[start : start + KEY_CHUNK]
         rows = await conn.execute(
@@ -44,10 +92,19 @@ async def find_keys(
     return found
 
 
-async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """Insert rows, skipping keys that exist; returns the new ids by (tenant, key)."""
+async def insert_events(
+    conn: AsyncConnection, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert rows, skipping keys that exist; returns the new ids by (tenant, key).
+
+    On PostgreSQL this is one ``INSERT … SELECT FROM unnest(arrays)`` whatever the number of rows.
+    """
     if not rows:
         return {}
+    if conn.dialect.name == "postgresql":
+        columns = tuple([row[name] for row in rows] for name in _EVENT_COLUMNS)
+        inserted = await conn.exec_driver_sql(_PG_INSERT_EVENTS, columns)
+        return {(row[1], row[2]): row[0] for row in cast("list[Any]", inserted.all())}
     stmt = (
         dialect.insert(conn, events)
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
@@ -71,8 +128,12 @@ class EventFilter:
 
 def _filtered(tenant_id: str, spec: EventFilter) -> Select[Any]:
     query = (
-        select(events, event_reviews.c.decision, event_reviews.c.actor.label("review_actor"),
-               event_reviews.c.decided_at)
+        select(
+            events,
+            event_reviews.c.decision,
+            event_reviews.c.actor.label("review_actor"),
+            event_reviews.c.decided_at,
+        )
         .select_from(events.outerjoin(event_reviews, event_reviews.c.event_id == events.c.id))
         .where(events.c.tenant_id == tenant_id)
     )
@@ -122,7 +183,8 @@ async def stream_events(
 async def get_event(conn: AsyncConnection, tenant_id: str, event_id: int) -> RowMapping | None:
     """One event of this tenant by id."""
     query = _filtered(tenant_id, EventFilter()).where(events.c.id == event_id)
-    return (await conn.execute(query)).mappings().first()
+    row: RowMapping | None = (await conn.execute(query)).mappings().first()
+    return row
 
 
 async def counted_events(
@@ -186,4 +248,3 @@ async def count_pending_held(conn: AsyncConnection, tenant_id: str | None = None
     if tenant_id is not None:
         query = query.where(events.c.tenant_id == tenant_id)
     return int((await conn.execute(query)).scalar_one())
-
