@@ -1,12 +1,16 @@
-"""Derivability, as a property: after every ingest batch the counters equal an independent model.
+"""Derivability, as a property: after every step the counters equal an independent model.
 
 Hypothesis generates streams of batches with resent events (in other spellings of the same time and
 quantity), reused idempotency keys with other payloads, out-of-order and late events around small
 lateness windows, month and year boundaries (with events exactly at a month start), several metrics,
-customers and aggregations, and a few invalid events. The model below is plain Python written from
-the design, not from the service: dedupe by key (first payload wins), lateness judged against the
-model's own watermark per counter in arrival order, ``last`` = the value at the greatest (time, key).
-Each example uses a fresh tenant, since tenants isolate everything, so one database per test suffices.
+customers and aggregations, a few invalid events, and approvals and dismissals of held events. The
+model below is plain Python written from the design, not from the service: dedupe by key (first
+payload wins), lateness judged against the model's own watermark per counter in arrival order,
+``last`` = the value at the greatest (time, key), an approved held event counted in its own period.
+After every step the stored counters, the ledger rows, every per-event result and the service's own
+replay (ledger + approved adjustments) must agree with it. It runs one batch at a time and through
+group commit (several concurrent batches in one transaction). Each example uses a fresh tenant,
+since tenants isolate everything, so one database per test suffices.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -27,9 +31,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from stripemeter.api.app import Services
+from stripemeter.domain.errors import Conflict
 from stripemeter.domain.events import EventLimits
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.ingest import IngestReport, IngestService
+from stripemeter.services.replay import ReplayScope, ReplayService
+from stripemeter.services.review import ReviewService
 from stripemeter.store import metric_settings
 from stripemeter.store.tables import counters, events
 
@@ -41,7 +48,7 @@ CONFIGURED = {
     "seats": ("last", timedelta(0)),
 }
 DEFAULT_WINDOW = timedelta(hours=48)
-METRICS = [*CONFIGURED, "tokens"]
+METRICS = ["calls", "calls", "gb", "gb", "seats", "tokens"]  # the windowed ones more often
 CUSTOMERS = ["cus_a", "cus_a", "cus_b"]  # one hot customer, so series see several events
 KEYS = [f"key-{i}" for i in range(6)]
 
@@ -104,13 +111,33 @@ class Resend:
 
 
 @dataclass(frozen=True)
+class Late:
+    """A new event for the series of the ``which``-th earlier event, ``back`` grid steps before it."""
+
+    which: int
+    back: int
+    quantity: Decimal
+    key: str | None
+    spelling: int
+
+
+@dataclass(frozen=True)
 class Invalid:
     """Send an event the service must reject, naming the field."""
 
     kind: str
 
 
-Op = New | Resend | Invalid
+@dataclass(frozen=True)
+class Review:
+    """Between batches: approve (count it) or dismiss the ``which``-th held event, reviewed or not."""
+
+    which: int
+    approve: bool
+
+
+Op = New | Resend | Late | Invalid
+Step = list[Op] | Review  # a batch, or one review decision
 
 
 @st.composite
@@ -136,9 +163,21 @@ ops: st.SearchStrategy[Op] = st.one_of(
     st.builds(New, specs(), spellings),
     st.builds(New, specs(), spellings),
     st.builds(Resend, st.integers(0, 50), spellings),
+    st.builds(
+        Late,
+        st.integers(0, 50),
+        st.integers(1, 8),
+        st.sampled_from(QUANTITIES),
+        st.one_of(st.none(), st.sampled_from(KEYS)),
+        spellings,
+    ),
     st.builds(Invalid, st.sampled_from(["negative", "timestamp", "metric"])),
 )
-streams = st.lists(st.lists(ops, min_size=1, max_size=8), min_size=1, max_size=6)
+batches = st.lists(ops, min_size=1, max_size=8)
+steps: st.SearchStrategy[Step] = st.one_of(
+    batches, batches, batches, st.builds(Review, st.integers(0, 20), st.booleans())
+)
+streams = st.lists(steps, min_size=1, max_size=8)
 
 
 def wire(spec: Spec, spelling: int) -> dict[str, Any]:
@@ -226,6 +265,7 @@ class Stored:
     spec: Spec
     status: str
     event_id: int | None = None
+    decision: str | None = None  # for held events: approved | dismissed once reviewed
 
 
 @dataclass
@@ -261,6 +301,25 @@ class Model:
         counted.append((spec.quantity, spec.at, key))
         self.ledger[key] = Stored(spec, "accepted")
         return key, "accepted", None
+
+    def held(self) -> list[tuple[str, Stored]]:
+        """Held events in the order they were stored."""
+        return [(key, stored) for key, stored in self.ledger.items() if stored.status == "held"]
+
+    def review(self, key: str, approve: bool) -> bool:
+        """Decide on a held event; False when it was decided already (the service must refuse).
+
+        An approval counts the event in its own period as if accepted (same time and key).
+        """
+        stored = self.ledger[key]
+        if stored.decision is not None:
+            return False
+        stored.decision = "approved" if approve else "dismissed"
+        if approve:
+            spec = stored.spec
+            series = (spec.metric, spec.customer, month_start(spec.at))
+            self.counted.setdefault(series, []).append((spec.quantity, spec.at, key))
+        return True
 
     def counters(self) -> dict[tuple[str, str, datetime], dict[str, Any]]:
         """Every counter with at least one counted event, computed from scratch."""
@@ -355,6 +414,13 @@ def prepare(batch: list[Op], sent: list[Spec]) -> tuple[list[dict[str, Any]], li
             if not sent:
                 continue
             spec = sent[op.which % len(sent)]
+        elif isinstance(op, Late):
+            if not sent:
+                continue
+            base = sent[op.which % len(sent)]
+            at = base.at - op.back * STEP
+            spec = replace(base, at=at, quantity=op.quantity, key=op.key, correction=False)
+            sent.append(spec)
         else:
             spec = op.spec
             sent.append(spec)
@@ -381,21 +447,62 @@ def check_report(model: Model, report: IngestReport, expected: list[Spec | str])
     assert sum(report.totals.values()) == len(expected)
 
 
+async def review(reviews: ReviewService, model: Model, step: Review) -> None:
+    """Approve or dismiss a held event as the model says; a second decision must be refused."""
+    held = model.held()
+    if not held:
+        return
+    key, stored = held[step.which % len(held)]
+    assert stored.event_id is not None
+    decide = reviews.approve if step.approve else reviews.dismiss
+    if model.review(key, step.approve):
+        event(f"saw a held event {stored.decision}")
+        outcome = await decide(model.tenant, stored.event_id, actor="property-test")
+        assert outcome.decision == stored.decision
+    else:
+        with pytest.raises(Conflict):
+            await decide(model.tenant, stored.event_id, actor="property-test")
+
+
+async def check_replay(replay: ReplayService, model: Model) -> None:
+    """The service's own replay (ledger + approved adjustments) finds nothing to repair."""
+    report = await replay.run(model.tenant, ReplayScope(), apply=False, actor="property-test")
+    assert report.differences == []
+    assert report.counters_checked == len(model.counters())
+
+
+def rounds(stream: list[Step], size: int) -> Iterator[list[list[Op]] | Review]:
+    """Consecutive batches in groups of up to ``size``; reviews on their own, in stream order."""
+    group: list[list[Op]] = []
+    for step in stream:
+        if isinstance(step, Review) or len(group) == size:
+            if group:
+                yield group
+            group = []
+        if isinstance(step, Review):
+            yield step
+        else:
+            group.append(step)
+    if group:
+        yield group
+
+
 @pytest.mark.parametrize("grouped", [False, True], ids=["one-by-one", "group-commit"])
 @settings(
-    max_examples=100,
+    max_examples=60,
     deadline=None,
     # One database serves every example; each example isolates itself with a fresh tenant.
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(stream=streams)
 async def test_counters_always_equal_the_reference_model(
-    services: Services, grouped: bool, stream: list[list[Op]]
+    services: Services, grouped: bool, stream: list[Step]
 ) -> None:
-    """After every batch (or group of concurrent batches), counters, ledger and results equal the model's.
+    """After every batch, group of batches or review, counters, ledger and results equal the model's.
 
     ``group-commit`` submits up to three batches at once to a started ingest service with one writer,
-    so they share one transaction in submission order; the model takes them in that order.
+    so they share one transaction in submission order; the model takes them in that order. Held
+    events are approved or dismissed between batches, and the service's replay must agree too.
     """
     tenant = f"prop-{next(_tenants)}"
     await configure(services, tenant)
@@ -403,18 +510,23 @@ async def test_counters_always_equal_the_reference_model(
     catalog = MetricCatalog(services.db, DEFAULT_WINDOW, ttl=3600)
     await catalog.for_tenant(tenant)
     ingest = IngestService(services.db, catalog, EventLimits(), writers=1)
+    reviews = ReviewService(services.db)
+    replay = ReplayService(services.db)
     if grouped:
         ingest.start()
     model = Model(tenant)
     sent: list[Spec] = []
-    size = 3 if grouped else 1
     try:
-        for start in range(0, len(stream), size):
-            prepared = [prepare(batch, sent) for batch in stream[start : start + size]]
-            prepared = [(raw, expected) for raw, expected in prepared if raw]
-            reports = await asyncio.gather(*(ingest.ingest(tenant, raw) for raw, _ in prepared))
-            for report, (_, expected) in zip(reports, prepared, strict=True):
-                check_report(model, report, expected)
+        for step in rounds(stream, 3 if grouped else 1):
+            if isinstance(step, Review):
+                await review(reviews, model, step)
+            else:
+                prepared = [prepare(batch, sent) for batch in step]
+                prepared = [(raw, expected) for raw, expected in prepared if raw]
+                reports = await asyncio.gather(*(ingest.ingest(tenant, raw) for raw, _ in prepared))
+                for report, (_, expected) in zip(reports, prepared, strict=True):
+                    check_report(model, report, expected)
             await check_store(services, model)
+            await check_replay(replay, model)
     finally:
         await ingest.stop()
