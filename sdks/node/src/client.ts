@@ -254,7 +254,8 @@ export class StripeMeterClient {
   /**
    * Send every event tracked so far and resolve with what the server said of them.
    *
-   * Waits for a background send in progress first. Rejects with `NetworkError`, `ServerError`,
+   * Events a background send delivers meanwhile are waited for, and their results are not in the
+   * answer, which covers the requests this call sent. Rejects with `NetworkError`, `ServerError`,
    * `RateLimitError`… when the retries run out (the events stay queued: call `flush()` again),
    * and with `EventsRejectedError` when the server refused some events (those are dropped; the
    * others were sent).
@@ -265,9 +266,20 @@ export class StripeMeterClient {
       return emptyResult();
     }
     const target = this.#seq;
-    while (this.#drain) await this.#drain.catch(() => undefined);
-    if (this.#queue.length === 0 || this.#queue[0]!.seq > target) return emptyResult();
-    return this.#startDrain(target, null);
+    // Done when every event tracked before this call was answered, by this call or by a
+    // background send (only one send runs at a time; a newer one is not waited for).
+    while (this.#oldestPending() <= target) {
+      if (this.#drain) {
+        await this.#drain.catch(() => undefined);
+        continue;
+      }
+      return this.#startDrain(target, null);
+    }
+    return emptyResult();
+  }
+
+  #oldestPending(): number {
+    return this.#inflight[0]?.seq ?? this.#queue[0]?.seq ?? Number.POSITIVE_INFINITY;
   }
 
   /**
