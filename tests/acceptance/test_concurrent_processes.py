@@ -2,7 +2,8 @@
 
 Every sender posts the same events (same keys) in its own shuffled, differently cut batches to its
 own server process, all starting together; then the same again with ``Idempotency-Key`` requests
-replayed on every process at once.
+replayed on every process at once; then every sender reuses the same keys with its own payloads
+(conflicts racing across processes: one payload per key wins, the others are reported).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Exactly-once survives SIGKILL: a server killed under concurrent ingest load loses no acknowledged
-event, counts none twice, and its counters still equal a recomputation from the ledger."""
+event, counts none twice, keeps the stored answers of Idempotency-Key requests, and its counters
+still equal a recomputation from the ledger."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -39,6 +41,8 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
     acked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Requests sent with an Idempotency-Key header and answered: key -> (exact body, response text).
+    answered: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     in_flight: int = 0
     failures: int = 0
     unexpected: list[str] = field(default_factory=list)
@@ -57,9 +61,12 @@ class Load:
         }
 
     def run(self, sender: int) -> None:
-        """Send batches (1-25 events, a fifth of them resends of earlier events) until stopped."""
+        """Send batches (1-25 events, a fifth of them resends of earlier events) until stopped.
+
+        A third of the requests carry an ``Idempotency-Key`` header.
+        """
         rng = random.Random(sender)
-        n = 0
+        n = requests = 0
         with httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30.0
         ) as http:
@@ -77,8 +84,13 @@ class Load:
                     for event in batch:
                         self.sent.setdefault(event["idempotencyKey"], event)
                     self.in_flight += 1
+                body = json.dumps({"events": batch}).encode()
+                headers = {"Content-Type": "application/json"}
+                if rng.random() < 1 / 3:
+                    requests += 1
+                    headers["Idempotency-Key"] = f"req-s{sender}-{requests}"
                 try:
-                    response = http.post("/v1/events/ingest", json={"events": batch})
+                    response = http.post("/v1/events/ingest", content=body, headers=headers)
                 except httpx.TransportError:
                     with self.lock:
                         self.in_flight -= 1
@@ -90,6 +102,8 @@ class Load:
                     if response.status_code != 200:
                         self.unexpected.append(f"{response.status_code}: {response.text[:300]}")
                         continue
+                    if "Idempotency-Key" in headers:
+                        self.answered[headers["Idempotency-Key"]] = (body, response.text)
                     for result in response.json()["results"]:
                         event = batch[result["index"]]
                         if result["status"] in ("accepted", "duplicate"):
@@ -168,3 +182,21 @@ def test_sigkill_under_load_loses_no_acknowledged_event(backend: str, tmp_path: 
 
             ledger = support.assert_counters_derivable(database_url, TENANT)
             assert len(ledger) == len(load.sent)
+
+            # An answered Idempotency-Key request, retried after the crash, gets the same answer.
+            assert load.answered
+            with httpx.Client(base_url=restarted.url, timeout=60) as http:
+                for request_key, (body, text) in load.answered.items():
+                    again = http.post(
+                        "/v1/events/ingest",
+                        content=body,
+                        headers={
+                            "Authorization": f"Bearer {key}",
+                            "Content-Type": "application/json",
+                            "Idempotency-Key": request_key,
+                        },
+                    )
+                    assert again.status_code == 200, again.text
+                    assert again.headers.get("Idempotent-Replayed") == "true", request_key
+                    assert again.text == text, request_key
+            assert len(support.assert_counters_derivable(database_url, TENANT)) == len(load.sent)
