@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -66,10 +65,9 @@ async def project(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fixed_clock(app_services: Services) -> Iterator[None]:
+def fixed_clock(app_services: Services) -> None:
     """The projection's clock stands at NOW."""
     app_services.pricing.projection.clock = lambda: NOW
-    yield
 
 
 @pytest.mark.usefixtures("fixed_clock")
@@ -146,7 +144,8 @@ class TestRunRate:
             [*daily("cus_1", "seats", range(1, 3), 4), *daily("cus_1", "seats", range(3, 4), 7)],
         )
         line = (await project(api, customerRef="cus_1"))["lineItems"][0]
-        assert (dec(line["quantity"]), line["amount"]) == (7, 3500)
+        assert dec(line["quantity"]) == 7
+        assert line["amount"] == 3500
         assert line["projected"]["method"] == "current_value"
         assert dec(line["projected"]["quantity"]) == 7
 
@@ -173,7 +172,8 @@ async def test_unpriced_metrics_say_so(api: httpx.AsyncClient) -> None:
     storage = lines["storage_gb"]
     assert storage["priced"] is False
     assert storage["reason"] == "no_price"
-    assert storage["amount"] is None and storage["total"] is None
+    assert storage["amount"] is None
+    assert storage["total"] is None
     assert dec(storage["quantity"]) == 14
     assert body["unpricedMetrics"] == ["storage_gb"]
     assert body["complete"] is False
@@ -210,7 +210,8 @@ async def test_the_seed_call_works_as_written(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["customerRef"] == "cus_ABC123"
-    assert body["lineItems"] == [] and dec(body["total"]) == 0
+    assert body["lineItems"] == []
+    assert dec(body["total"]) == 0
 
 
 async def test_stripe_prices_are_read_through_the_mapping_and_cached(
@@ -218,9 +219,8 @@ async def test_stripe_prices_are_read_through_the_mapping_and_cached(
     fake_stripe_url: str,
 ) -> None:  # fmt: skip
     """A mapped metric is priced with its Stripe price, read once, and re-read after price.updated."""
-    created = stripe_client.v1.prices.create(
-        {"currency": "usd", "unit_amount_decimal": "0.5", "product_data": {"name": "API"}}
-    )
+    params: Any = {"currency": "usd", "unit_amount_decimal": "0.5", "product_data": {"name": "API"}}
+    created = stripe_client.v1.prices.create(params)
     now = datetime.now(UTC)
     async with app_services.db.write() as conn:
         await conn.execute(
@@ -232,21 +232,23 @@ async def test_stripe_prices_are_read_through_the_mapping_and_cached(
         )  # fmt: skip
     await send(api, [{"metric": "api_calls", "customerRef": "cus_1", "quantity": 3,
                       "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ")}])  # fmt: skip
-    with httpx.Client(base_url=fake_stripe_url) as control:
-        control.delete("/_control/requests")
+    async with httpx.AsyncClient(base_url=fake_stripe_url) as control:
+        await control.delete("/_control/requests")
 
-        def retrievals() -> int:
-            log = control.get("/_control/requests", params={"path": f"/v1/prices/{created.id}"})
+        async def retrievals() -> int:
+            log = await control.get(
+                "/_control/requests", params={"path": f"/v1/prices/{created.id}"}
+            )
             return len(log.json()["requests"])
 
         first = await project(api, customerRef="cus_1")
         line = first["lineItems"][0]
         assert (line["priceSource"], line["priceId"], line["amount"]) == ("stripe", created.id, 2)
         await project(api, customerRef="cus_1")
-        assert retrievals() == 1
+        assert await retrievals() == 1
         app_services.pricing.price_updated(created.id)
         await project(api, customerRef="cus_1")
-        assert retrievals() == 2
+        assert await retrievals() == 2
 
 
 async def test_an_unreachable_stripe_is_reported_not_priced(

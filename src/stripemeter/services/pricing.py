@@ -11,7 +11,7 @@ import stripe
 from stripemeter.config import Settings
 from stripemeter.domain.errors import InvalidInput, NotFound
 from stripemeter.domain.events import MAX_METRIC_LENGTH, EventLimits
-from stripemeter.domain.pricing import PricingError, price_from_stripe
+from stripemeter.domain.pricing import PricingError, currency, price_from_stripe, to_major_units
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.invoice_views import jsonable
 from stripemeter.services.prices import (
@@ -112,12 +112,17 @@ class MetricPriceService:
 
 
 def price_view(row: Any) -> dict[str, Any]:
-    """A configured price as the API shows it (limits in minor units, as stored)."""
+    """A configured price as the API shows it; limits in major units, as they were given."""
+    cur = currency(row["currency"])
+    low, high = row["minimum_amount"], row["maximum_amount"]
     return {
         "metric": row["metric"],
         "currency": row["currency"],
         "price": row["price"],
-        "limits": {"minimum": row["minimum_amount"], "maximum": row["maximum_amount"]},
+        "limits": {
+            "minimum": None if low is None else to_major_units(low, cur),
+            "maximum": None if high is None else to_major_units(high, cur),
+        },
         "updatedAt": row["updated_at"],
     }
 
