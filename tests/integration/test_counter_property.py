@@ -184,7 +184,7 @@ def wire(spec: Spec, spelling: int) -> dict[str, Any]:
     """The event as a client would send it; ``spelling`` varies the offset and number format only."""
     zone = OFFSETS[spelling % len(OFFSETS)]
     local = spec.at.astimezone(zone)
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{local.year:04d}-{local:%m-%dT%H:%M:%S}"
     if spelling % 2:
         text += ".000000"
     offset = local.strftime("%z")
@@ -248,7 +248,7 @@ def next_month(start: datetime) -> datetime:
 def documented_key(tenant: str, spec: Spec) -> str:
     """The key of an event sent without one, as documented in ``domain/events.derive_key``."""
     at = spec.at.astimezone(UTC)
-    text = at.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at:%H:%M:%S}"  # RFC 3339: 4-digit years
     if at.microsecond:
         text += "." + f"{at.microsecond:06d}".rstrip("0")
     quantity = "0" if spec.quantity == 0 else format(spec.quantity.normalize(), "f")
@@ -530,3 +530,34 @@ async def test_counters_always_equal_the_reference_model(
             await check_replay(replay, model)
     finally:
         await ingest.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Edges found while writing the property (kept failing until the service is fixed)
+
+
+async def test_a_time_before_year_one_in_utc_is_rejected_and_spares_its_neighbours(
+    services: Services,
+) -> None:
+    """``0001-01-01T00:00:00+01:00`` is rejected on ``ts``; the valid event beside it still counts."""
+    ancient = {
+        "metric": "calls", "customerRef": "cus_a", "quantity": 1, "ts": "0001-01-01T00:00:00+01:00",
+    }  # fmt: skip
+    fine = {**ancient, "ts": "2025-01-31T22:00:00Z"}
+    report = await services.ingest.ingest("edge-ancient", [ancient, fine])
+    assert [(r.status, r.field) for r in report.results] == [("rejected", "ts"), ("accepted", None)]
+
+
+async def test_years_before_1000_keep_four_digits_in_the_canonical_time(services: Services) -> None:
+    """An event in year 999 is stored with ts text ``0999-…`` and keyed by that RFC 3339 text."""
+    spec = Spec(
+        "calls", "cus_a", datetime(999, 6, 1, tzinfo=UTC), Decimal(1), None, None, {}, False
+    )
+    report = await services.ingest.ingest("edge-999", [wire(spec, 0)])
+    assert report.results[0].status == "accepted"
+    async with services.db.read() as conn:
+        stored = (
+            await conn.execute(select(events.c.ts_text).where(events.c.tenant_id == "edge-999"))
+        ).scalar_one()
+    assert stored == "0999-06-01T00:00:00Z"
+    assert report.results[0].idempotency_key == documented_key("edge-999", spec)
