@@ -21,7 +21,7 @@ import {
   StripeMeterError,
   ValidationError,
 } from './errors.js';
-import { buildEvent, wireDay, wireTime } from './events.js';
+import { buildEvent, wirePeriodBound, wireTime } from './events.js';
 import { nextDelay, parseRetryAfter, resolveRetry, type Outcome } from './retry.js';
 import type {
   ClientOptions,
@@ -333,10 +333,12 @@ export class StripeMeterClient {
   /** What the customer's invoice will say (`POST /v1/usage/projection`). */
   async getProjection(customerRef?: string, options: ProjectionOptions = {}): Promise<Projection> {
     await this.#beforeRead();
-    const json: Record<string, string> = { customerRef: this.#customer(customerRef) };
+    const json: Record<string, unknown> = { customerRef: this.#customer(customerRef) };
     if (this.tenantId) json.tenantId = this.tenantId;
-    if (options.periodStart != null) json.periodStart = wireDay(options.periodStart);
-    if (options.periodEnd != null) json.periodEnd = wireDay(options.periodEnd);
+    const { periodStart, periodEnd, ...rest } = options;
+    if (periodStart != null) json.periodStart = wirePeriodBound(periodStart);
+    if (periodEnd != null) json.periodEnd = wirePeriodBound(periodEnd);
+    for (const [name, value] of Object.entries(rest)) if (value != null) json[name] = value;
     return (await this.#call('POST', '/v1/usage/projection', { json })) as Projection;
   }
 

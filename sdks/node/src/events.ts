@@ -43,13 +43,9 @@ export function wireTime(value: TimeInput): string {
   return date.toISOString();
 }
 
-/** A day `YYYY-MM-DD` from a Date (its UTC day) or a string (kept). */
-export function wireDay(value: string | Date): string {
-  if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw new TypeError('invalid Date');
-    return value.toISOString().slice(0, 10);
-  }
-  return value;
+/** A period bound: a Date as RFC 3339 in UTC, a string (a day or an RFC 3339 time) as written. */
+export function wirePeriodBound(value: string | Date): string {
+  return typeof value === 'string' ? value : wireTime(value);
 }
 
 function nonEmpty(name: string, value: unknown): string {

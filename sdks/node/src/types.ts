@@ -102,29 +102,65 @@ export interface Usage {
   [field: string]: unknown;
 }
 
-/** One metric of a cost projection. */
+/** Amounts of an invoice, in major units of `currency` (e.g. dollars). */
+export interface InvoiceAmounts {
+  subtotal: number;
+  credits: number;
+  tax: number;
+  total: number;
+  [field: string]: unknown;
+}
+
+/** One tier of a priced line. */
+export interface ProjectionTier {
+  [field: string]: unknown;
+}
+
+/** One metric of a cost projection: usage and cost so far, and projected to the period end. */
 export interface ProjectionLine {
   metric: string;
-  quantity?: number;
-  total?: number;
-  projectedQuantity?: number;
-  projectedTotal?: number;
+  aggregation: string;
+  unit: string | null;
+  /** Usage so far. */
+  quantity: number;
+  /** False when the metric has no price; `reason` and `message` say why. */
+  priced: boolean;
+  priceSource: string | null;
+  priceId: string | null;
+  reason?: string | null;
+  message?: string | null;
+  /** Cost so far in minor units (cents), and `total` in major units; null when unpriced. */
+  amount: number | null;
+  total: number | null;
+  unitPrice: number | null;
+  tiers: ProjectionTier[];
+  projected: {
+    quantity: number;
+    method: 'run_rate' | 'current_value' | 'actual' | 'not_started' | (string & {});
+    amount: number | null;
+    total: number | null;
+    tiers: ProjectionTier[];
+    [field: string]: unknown;
+  };
   [field: string]: unknown;
 }
 
 /** What the customer's invoice will say (`POST /v1/usage/projection`). */
-export interface Projection {
+export interface Projection extends InvoiceAmounts {
   customerRef: string;
-  periodStart?: string;
-  periodEnd?: string;
-  currency?: string;
-  lineItems?: ProjectionLine[];
-  subtotal?: number;
-  credits?: number;
-  tax?: number;
-  total?: number;
-  freshness?: Record<string, unknown>;
-  [field: string]: unknown;
+  periodStart: string;
+  periodEnd: string;
+  asOf: string;
+  /** Lower-case ISO code, or null when no metric has a price. */
+  currency: string | null;
+  projection: { method: string; description: string; windowSeconds: number; window: { start: string; end: string } | null };
+  lineItems: ProjectionLine[];
+  unpricedMetrics: string[];
+  /** True when every metric has a price. */
+  complete: boolean;
+  /** The invoice at the period end, by the projection method. */
+  projected: InvoiceAmounts;
+  freshness: { lastUpdate: string | null; stalenessSeconds: number | null; pendingPushes: number; [field: string]: unknown };
 }
 
 /** Options of `getUsage`. */
@@ -133,11 +169,27 @@ export interface UsageOptions {
   period?: string;
 }
 
-/** Options of `getProjection`. */
+/** A credit drawn before tax in a projection. */
+export interface ProjectionCredit {
+  /** Major units of the invoice currency. */
+  amount: number | string;
+  reason?: string;
+  expiresAt?: string;
+}
+
+/** Options of `getProjection`; default: the current period. */
 export interface ProjectionOptions {
-  /** `YYYY-MM-DD` (or a Date, sent as its UTC day); default: the current period. */
+  /** A calendar month `YYYY-MM`. */
+  period?: string;
+  /** The start of a billing period: `YYYY-MM-DD`, RFC 3339, or a Date (sent as RFC 3339). */
   periodStart?: string | Date;
+  /** Its end (exclusive). */
   periodEnd?: string | Date;
+  /** The run-rate window in seconds (server default: 7 days). */
+  windowSeconds?: number;
+  /** Exclusive tax, percent. */
+  taxRate?: number | string;
+  credits?: ProjectionCredit[];
 }
 
 /** An event as stored in the ledger (`GET /v1/events`). */

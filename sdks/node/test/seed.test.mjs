@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
 
-import { createClient, NotFoundError } from '@stripemeter/sdk-node';
+import { createClient } from '@stripemeter/sdk-node';
 
 import { sharedServer } from './helpers/server.mjs';
 
@@ -48,18 +48,39 @@ test('the seed calls work as written: track, getUsage, getProjection', async (t)
   assert.equal(stored[0].source, 'sdk');
   assert.deepEqual(stored[0].meta, { endpoint: '/v1/search' });
 
-  let projection;
-  try {
-    projection = await client.getProjection('cus_ABC123');
-  } catch (error) {
-    if (error instanceof NotFoundError && error.code === 'not_found') {
-      t.skip('POST /v1/usage/projection is not on the server yet (issue 5)');
-      return;
-    }
-    throw error;
-  }
+  const projection = await client.getProjection('cus_ABC123');
   assert.equal(projection.customerRef, 'cus_ABC123');
-  assert.ok('currency' in projection || 'total' in projection, JSON.stringify(projection));
+  assert.equal(projection.periodStart, usage.period.start);
+  const line = projection.lineItems.find((l) => l.metric === 'api_calls');
+  assert.equal(line.quantity, 100);
+  assert.equal(line.priced, false, 'no price configured yet: the projection says so');
+  assert.deepEqual(projection.unpricedMetrics, ['api_calls']);
+  assert.equal(projection.complete, false);
+});
+
+test('getProjection prices the usage with the configured price', async (t) => {
+  const metric = `calls_${Math.random().toString(36).slice(2, 8)}`;
+  // 50 cents per call, set through the API (the SDK reads prices, it does not manage them).
+  const response = await fetch(`${server.url}/v1/metric-prices/${metric}`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${server.key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ price: { currency: 'usd', billing_scheme: 'per_unit', unit_amount: 50 } }),
+  });
+  assert.equal(response.status, 200, await response.text());
+  const client = createClient({ apiUrl: server.url, apiKey: server.key, tenantId: server.tenant });
+  t.after(() => client.close());
+  await client.track({ metric, customerRef: 'cus_priced_1', quantity: 100 });
+  const projection = await client.getProjection('cus_priced_1', { taxRate: 10 });
+  assert.equal(projection.currency, 'usd');
+  const line = projection.lineItems.find((l) => l.metric === metric);
+  assert.equal(line.priced, true);
+  assert.equal(line.amount, 5000);
+  assert.equal(line.total, 50);
+  assert.equal(projection.subtotal, 50);
+  assert.equal(projection.tax, 5);
+  assert.equal(projection.total, 55);
+  assert.ok(projection.projected.total >= projection.total);
+  assert.equal(typeof projection.freshness.pendingPushes, 'number');
 });
 
 test('customerId is the default customer of track and getUsage', async (t) => {
