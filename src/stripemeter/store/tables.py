@@ -338,3 +338,30 @@ simulation_runs = Table(
     Index("ix_simulation_runs_tenant", "tenant_id", "created_at"),
     Index("ix_simulation_runs_batch", "tenant_id", "batch_id"),
 )
+
+# Admin console and widget (issue 7): the per-database signing secret and console sessions.
+
+# Secrets generated once per database, so every process signs and verifies with the same key
+# when STRIPEMETER_SECRET_KEY is not set. The first process to insert wins; the others read it.
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Console sign-ins: the cookie carries a random token; only its SHA-256 is stored here, with the
+# key it was opened with (checked again on every request) and the per-session CSRF token.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_ui_sessions_key_id", "key_id"),
+    Index("ix_ui_sessions_expires_at", "expires_at"),
+)
