@@ -39,6 +39,7 @@ import type {
 } from './types.js';
 import { VERSION } from './version.js';
 
+export const DEFAULT_API_URL = 'http://localhost:3000';
 export const DEFAULT_BATCH_SIZE = 100;
 export const MAX_BATCH_SIZE = 1000;
 export const DEFAULT_FLUSH_INTERVAL = 2000;
@@ -171,12 +172,14 @@ export class StripeMeterClient {
   #exitFlushedAtSeq = -1;
   #lastDrainFailed = false;
 
-  constructor(options: ClientOptions) {
-    if (!isObject(options)) throw new TypeError('createClient() takes an options object');
-    if (typeof options.apiUrl !== 'string' || options.apiUrl === '') {
-      throw new TypeError('apiUrl is required, e.g. http://localhost:3000');
+  constructor(options: ClientOptions = {}) {
+    if (options == null) options = {};
+    if (typeof options !== 'object' || Array.isArray(options)) {
+      throw new TypeError('createClient() takes an options object');
     }
-    const url = new URL(options.apiUrl); // throws on a malformed URL
+    const apiUrl = options.apiUrl || process.env.STRIPEMETER_API_URL || DEFAULT_API_URL;
+    if (typeof apiUrl !== 'string') throw new TypeError('apiUrl must be a URL, e.g. http://localhost:3000');
+    const url = new URL(apiUrl); // throws on a malformed URL
     this.apiUrl = url.toString().replace(/\/+$/, '');
     this.tenantId = options.tenantId || undefined;
     this.customerId = options.customerId || undefined;
@@ -194,7 +197,7 @@ export class StripeMeterClient {
     this.closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.maxQueueSize = options.maxQueueSize ?? DEFAULT_MAX_QUEUE_SIZE;
     this.flushBeforeRead = options.flushBeforeRead ?? true;
-    this.#apiKey = options.apiKey || undefined;
+    this.#apiKey = (options.apiKey ?? process.env.STRIPEMETER_API_KEY) || undefined;
     this.#headers = { ...(options.headers ?? {}) };
     const fetchImpl = options.fetch ?? globalThis.fetch;
     if (typeof fetchImpl !== 'function') throw new TypeError('no fetch: use Node.js 20+ or pass options.fetch');
@@ -582,6 +585,6 @@ function networkError(error: unknown, method: string, url: string, attempts: num
 }
 
 /** Create a client; the options are those of `StripeMeterClient`. */
-export function createClient(options: ClientOptions): StripeMeterClient {
+export function createClient(options: ClientOptions = {}): StripeMeterClient {
   return new StripeMeterClient(options);
 }

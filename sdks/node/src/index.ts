@@ -11,6 +11,7 @@
 export {
   createClient,
   StripeMeterClient,
+  DEFAULT_API_URL,
   DEFAULT_BATCH_SIZE,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_FLUSH_INTERVAL,

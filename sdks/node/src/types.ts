@@ -249,9 +249,9 @@ export interface RetryOptions {
 
 /** Options of `createClient`. Times in milliseconds. */
 export interface ClientOptions {
-  /** The server, e.g. `http://localhost:3000`. */
-  apiUrl: string;
-  /** A StripeMeter API key (`sm_…`), sent as `Authorization: Bearer`. */
+  /** The server; default `$STRIPEMETER_API_URL`, else `http://localhost:3000`. */
+  apiUrl?: string;
+  /** A StripeMeter API key (`sm_…`), sent as `Authorization: Bearer`; default `$STRIPEMETER_API_KEY`. */
   apiKey?: string;
   /** Sent with each request; the server refuses it (403) unless it is the key's tenant. */
   tenantId?: string;

@@ -56,20 +56,36 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 export class TestServer {
   /** Migrate a fresh database, mint an admin key for `tenant`, start serving; resolves when ready. */
   static async create({ tenant = 'node-sdk' } = {}) {
-    const server = new TestServer(tenant);
-    await server.#setUp();
+    const server = await TestServer.prepare({ tenant });
     await server.start();
     return server;
   }
 
-  constructor(tenant) {
+  /** Migrate a fresh database and mint the key, without serving yet. */
+  static async prepare({ tenant = 'node-sdk' } = {}) {
+    const server = new TestServer(tenant);
+    await server.#setUp();
+    return server;
+  }
+
+  /** A server prepared by another process (`toJSON()`); it is started and killed here. */
+  static fromJSON(text) {
+    const { tenant, dir, key } = JSON.parse(text);
+    return new TestServer(tenant, { dir, key });
+  }
+
+  constructor(tenant, { dir = null, key = null } = {}) {
     this.tenant = tenant;
-    this.dir = mkdtempSync(join(tmpdir(), 'stripemeter-node-sdk-'));
+    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'stripemeter-node-sdk-'));
     this.databaseUrl = `sqlite:///${join(this.dir, 'x.db')}`;
     this.bin = stripemeterBin();
     this.child = null;
     this.port = null;
-    this.key = null;
+    this.key = key;
+  }
+
+  toJSON() {
+    return { tenant: this.tenant, dir: this.dir, key: this.key };
   }
 
   get url() {
