@@ -10,6 +10,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stripemeter.api.errors import PayloadTooLarge, envelope
+from stripemeter.api.routes.events import INGEST_PATHS, serve_ingest
 from stripemeter.observability import metrics
 
 log = structlog.get_logger("stripemeter.http")
@@ -23,13 +24,26 @@ class RequestContext:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._fast_ingest: bool | None = None  # from the app's settings, on the first request
+
+    def _serves_ingest(self, scope: Scope) -> bool:
+        if self._fast_ingest is None:
+            services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+            settings = getattr(services, "settings", None)
+            self._fast_ingest = bool(getattr(settings, "ingest_fast_path", False))
+        return self._fast_ingest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        incoming = ""
+        length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
         request_id = incoming if _SAFE_ID.match(incoming) else "req_" + secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
@@ -37,11 +51,13 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             response = envelope(
-                413, "invalid_request_error", "payload_too_large",
-                f"request body exceeds {self.max_body_bytes} bytes", headers={"x-request-id": request_id},
+                413,
+                "invalid_request_error",
+                "payload_too_large",
+                f"request body exceeds {self.max_body_bytes} bytes",
+                headers={"x-request-id": request_id},
             )
             await response(scope, receive, send)
             return
@@ -61,15 +77,27 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
+        path = scope["path"]
+        # The hot ingest requests skip routing and dependency solving (see ``serve_ingest``).
+        single = (
+            INGEST_PATHS.get(path)
+            if scope["method"] == "POST" and not scope.get("query_string")
+            else None
+        )
+        fast = single is not None and self._serves_ingest(scope)
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            if fast:
+                await serve_ingest(scope, limited_receive, send_with_id, single=bool(single))
+            else:
+                await self.app(scope, limited_receive, send_with_id)
         finally:
-            path = scope["path"]
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = path if fast else getattr(scope.get("route"), "path", "unmatched")
             metrics.http_requests.labels(scope["method"], template, str(status)).inc()
             if not path.startswith(_QUIET):
                 log.info(
@@ -79,4 +107,3 @@ class RequestContext:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
-
