@@ -40,7 +40,10 @@ def parse_event_time(value: object) -> EventTime:
     except ValueError:
         raise TimeError("is not a valid calendar date and time") from None
     nanos = int(frac.ljust(9, "0")) if frac else 0
-    at = (base + timedelta(microseconds=nanos // 1000)).astimezone(UTC)
+    try:
+        at = (base + timedelta(microseconds=nanos // 1000)).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise TimeError("is out of the supported range (years 1-9999 in UTC)") from None
     return EventTime(at=at, text=canonical_time(at, nanos % 1000))
 
 
@@ -48,7 +51,8 @@ def canonical_time(at: datetime, extra_nanos: int = 0) -> str:
     """``2025-01-16T14:30:00.5Z``: UTC, trailing zeros of the fraction removed, nanoseconds kept."""
     at = at.astimezone(UTC)
     nanos = at.microsecond * 1000 + extra_nanos
-    head = at.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): glibc does not pad years before 1000 to four digits.
+    head = f"{at.year:04d}-{at:%m-%dT%H:%M:%S}"
     if nanos == 0:
         return f"{head}Z"
     return f"{head}.{str(nanos).rjust(9, '0').rstrip('0')}Z"
