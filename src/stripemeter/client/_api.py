@@ -5,7 +5,7 @@ Both clients send the same ``Call``; only the sending differs (``_client.py``, `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -211,6 +211,38 @@ def delete_mapping(tenant_id: str | None, mapping_id: str) -> Call[None]:
     return Call("DELETE", path, lambda _b: None, _with_tenant(tenant_id, {}))
 
 
+# Metric settings and prices configured on metrics.
+
+
+def get_metric(tenant_id: str | None, metric: str) -> Call[Resource]:
+    """``GET /v1/metrics/{metric}``: its settings (defaults when it was never configured)."""
+    path = f"/v1/metrics/{_segment(metric)}"
+    return Call("GET", path, Resource.from_json, _with_tenant(tenant_id, {}))
+
+
+def set_metric(tenant_id: str | None, metric: str, fields: Mapping[str, Any]) -> Call[Resource]:
+    """``PUT /v1/metrics/{metric}``: replace the metric's settings (aggregation, window, unit)."""
+    path = f"/v1/metrics/{_segment(metric)}"
+    return Call("PUT", path, Resource.from_json, _with_tenant(tenant_id, {}), wire_fields(fields))
+
+
+def set_metric_price(
+    tenant_id: str | None,
+    metric: str,
+    price: Mapping[str, Any],
+    limits: Mapping[str, Any] | None,
+) -> Call[Resource]:
+    """``PUT /v1/metric-prices/{metric}``: a Stripe Price object (minor units) and line limits."""
+    path = f"/v1/metric-prices/{_segment(metric)}"
+    body: JSONObject = {"price": dict(price)}
+    if limits is not None:
+        body["limits"] = {
+            name: str(value) if isinstance(value, Decimal) else value
+            for name, value in limits.items()
+        }
+    return Call("PUT", path, Resource.from_json, _with_tenant(tenant_id, {}), body)
+
+
 # Customer mappings (issue 3): customerRef → Stripe customer id.
 
 
@@ -261,6 +293,15 @@ def delete_customer(tenant_id: str | None, customer_ref: str) -> Call[None]:
     """``DELETE /v1/customers/{customerRef}``."""
     path = f"/v1/customers/{_segment(customer_ref)}"
     return Call("DELETE", path, lambda _b: None, _with_tenant(tenant_id, {}))
+
+
+def import_customers(
+    tenant_id: str | None, customers: Sequence[Mapping[str, Any]]
+) -> Call[Resource]:
+    """``POST /v1/customers/import``: up to 1,000 mappings, all or nothing."""
+    body: JSONObject = {"customers": [wire_fields(item) for item in customers]}
+    params = _with_tenant(tenant_id, {})
+    return Call("POST", "/v1/customers/import", Resource.from_json, params, body)
 
 
 # Reconciliation (issue 4).

@@ -24,6 +24,7 @@ from stripemeter.client._base import (
     TimeoutSetting,
     decode_json,
     error_from_response,
+    ingest_answer,
     interpret_ingest,
     log,
     network_error,
@@ -268,6 +269,19 @@ class AsyncStripeMeterClient(BaseClient):
             raise error_from_response(response, results=results)
         return IngestResult.from_json(decode_json(response))
 
+    async def ingest_wire(self, events: Sequence[Mapping[str, Any]]) -> IngestResult:
+        """Send events already in wire form as they are; see ``StripeMeterClient.ingest_wire``."""
+        self._check_open()
+        if not events:
+            return IngestResult()
+        request = self._http.build_request(
+            "POST",
+            "/v1/events/ingest",
+            content=self._wire_ingest_content(events),
+            headers={"Content-Type": "application/json"},
+        )
+        return ingest_answer(await self._send(request, self.retry))
+
     # -- sending -----------------------------------------------------------------------------
 
     async def _drain(
@@ -487,6 +501,40 @@ class AsyncStripeMeterClient(BaseClient):
         """Delete a price mapping."""
         await self._call(api.delete_mapping(self.tenant_id, mapping_id))
 
+    # -- metric settings and prices ----------------------------------------------------------
+
+    async def get_metric(self, metric: str) -> Resource:
+        """A metric's settings (its defaults, with ``configured`` false, when never set)."""
+        return await self._call(api.get_metric(self.tenant_id, metric))
+
+    async def set_metric(
+        self,
+        metric: str,
+        *,
+        aggregation: str,
+        lateness_window_seconds: int | None = None,
+        unit: str | None = None,
+        description: str | None = None,
+    ) -> Resource:
+        """Configure how a metric is billed: ``sum``, ``max``, ``last`` or ``count`` per period."""
+        fields = {
+            "aggregation": aggregation,
+            "lateness_window_seconds": lateness_window_seconds,
+            "unit": unit,
+            "description": description,
+        }
+        return await self._call(api.set_metric(self.tenant_id, metric, fields))
+
+    async def set_metric_price(
+        self,
+        metric: str,
+        price: Mapping[str, Any],
+        *,
+        limits: Mapping[str, Decimal | int | str] | None = None,
+    ) -> Resource:
+        """Price a metric with a Stripe Price object (minor units); ``limits`` in major units."""
+        return await self._call(api.set_metric_price(self.tenant_id, metric, price, limits))
+
     # -- customer mappings -------------------------------------------------------------------
 
     async def list_customers(self, *, page_size: int = 100) -> AsyncIterator[Resource]:
@@ -518,6 +566,10 @@ class AsyncStripeMeterClient(BaseClient):
     async def delete_customer(self, customer_ref: str) -> None:
         """Remove a customer mapping; its counters are reported as unmapped."""
         await self._call(api.delete_customer(self.tenant_id, customer_ref))
+
+    async def import_customers(self, customers: Sequence[Mapping[str, Any]]) -> Resource:
+        """Create or replace up to 1,000 customer mappings at once, all or nothing."""
+        return await self._call(api.import_customers(self.tenant_id, customers))
 
     # -- reconciliation ----------------------------------------------------------------------
 

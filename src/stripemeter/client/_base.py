@@ -155,6 +155,19 @@ def interpret_ingest(batch: Sequence[SpooledEvent], response: httpx.Response) ->
     return BatchOutcome((), IngestResult(), (), error_from_response(response))
 
 
+def ingest_answer(response: httpx.Response) -> IngestResult:
+    """The per-event answer of an ingest request, also when every event was rejected (400).
+
+    Raises the ``APIError`` of any other error answer.
+    """
+    body = decode_json(response)
+    listed = isinstance(body, Mapping) and isinstance(body.get("results"), list)
+    if response.status_code == 200 or (response.status_code == 400 and listed):
+        assert isinstance(body, Mapping)
+        return IngestResult.from_json(body)
+    raise error_from_response(response)
+
+
 def rejection_error(
     rejected: Sequence[tuple[EventResult, Event]], status: int = 400
 ) -> EventsRejectedError:
@@ -329,6 +342,12 @@ class BaseClient:
 
     def _ingest_content(self, events: Sequence[Event]) -> bytes:
         body: JSONObject = {"events": [e.to_wire() for e in events]}
+        if self.tenant_id:
+            body["tenantId"] = self.tenant_id
+        return json.dumps(body, default=meta_default, separators=(",", ":")).encode()
+
+    def _wire_ingest_content(self, events: Sequence[Mapping[str, Any]]) -> bytes:
+        body: JSONObject = {"events": list(events)}
         if self.tenant_id:
             body["tenantId"] = self.tenant_id
         return json.dumps(body, default=meta_default, separators=(",", ":")).encode()

@@ -23,6 +23,7 @@ from stripemeter.client._base import (
     TimeoutSetting,
     decode_json,
     error_from_response,
+    ingest_answer,
     interpret_ingest,
     log,
     network_error,
@@ -316,6 +317,25 @@ class StripeMeterClient(BaseClient):
             raise error_from_response(response, results=results)
         return IngestResult.from_json(decode_json(response))
 
+    def ingest_wire(self, events: Sequence[Mapping[str, Any]]) -> IngestResult:
+        """Send events already in wire form (camelCase JSON objects) as they are, now.
+
+        Nothing is checked or filled in here: the server validates each event and answers for
+        each (``rejected`` with the field and reason, events without ``idempotencyKey`` get one
+        derived from their content). The request is retried like any other; a batch the server
+        rejects whole comes back as a result too. Other error answers raise.
+        """
+        self._check_open()
+        if not events:
+            return IngestResult()
+        request = self._http.build_request(
+            "POST",
+            "/v1/events/ingest",
+            content=self._wire_ingest_content(events),
+            headers={"Content-Type": "application/json"},
+        )
+        return ingest_answer(self._send(request, self.retry))
+
     # -- sending -----------------------------------------------------------------------------
 
     def _drain(
@@ -561,6 +581,40 @@ class StripeMeterClient(BaseClient):
         """Delete a price mapping."""
         self._call(api.delete_mapping(self.tenant_id, mapping_id))
 
+    # -- metric settings and prices ----------------------------------------------------------
+
+    def get_metric(self, metric: str) -> Resource:
+        """A metric's settings (its defaults, with ``configured`` false, when never set)."""
+        return self._call(api.get_metric(self.tenant_id, metric))
+
+    def set_metric(
+        self,
+        metric: str,
+        *,
+        aggregation: str,
+        lateness_window_seconds: int | None = None,
+        unit: str | None = None,
+        description: str | None = None,
+    ) -> Resource:
+        """Configure how a metric is billed: ``sum``, ``max``, ``last`` or ``count`` per period."""
+        fields = {
+            "aggregation": aggregation,
+            "lateness_window_seconds": lateness_window_seconds,
+            "unit": unit,
+            "description": description,
+        }
+        return self._call(api.set_metric(self.tenant_id, metric, fields))
+
+    def set_metric_price(
+        self,
+        metric: str,
+        price: Mapping[str, Any],
+        *,
+        limits: Mapping[str, Decimal | int | str] | None = None,
+    ) -> Resource:
+        """Price a metric with a Stripe Price object (minor units); ``limits`` in major units."""
+        return self._call(api.set_metric_price(self.tenant_id, metric, price, limits))
+
     # -- customer mappings -------------------------------------------------------------------
 
     def list_customers(self, *, page_size: int = 100) -> Iterator[Resource]:
@@ -591,6 +645,14 @@ class StripeMeterClient(BaseClient):
     def delete_customer(self, customer_ref: str) -> None:
         """Remove a customer mapping; its counters are reported as unmapped."""
         self._call(api.delete_customer(self.tenant_id, customer_ref))
+
+    def import_customers(self, customers: Sequence[Mapping[str, Any]]) -> Resource:
+        """Create or replace up to 1,000 customer mappings at once, all or nothing.
+
+        Items take ``customer_ref``, ``stripe_customer_id`` and ``shadow_stripe_customer_id``
+        (or their camelCase wire names); the answer has ``imported`` and ``data``.
+        """
+        return self._call(api.import_customers(self.tenant_id, customers))
 
     # -- reconciliation ----------------------------------------------------------------------
 
