@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from stripemeter.cli import customers as customers_command
+from stripemeter.cli import doctor as doctor_command
+from stripemeter.cli import events as events_command
+from stripemeter.cli import ingest as ingest_command
 from stripemeter.cli import keys, replay, server
+from stripemeter.cli import mappings as mappings_command
+from stripemeter.cli import usage as usage_command
 
 app = typer.Typer(
     name="stripemeter",
@@ -18,6 +24,12 @@ replay.register(app)
 app.add_typer(__import__("stripemeter.cli.simulate", fromlist=["_"]).app, name="simulate")
 __import__("stripemeter.cli.worker", fromlist=["_"]).register(app)
 __import__("stripemeter.cli.fake_stripe", fromlist=["_"]).register(app)
+ingest_command.register(app)
+usage_command.register(app)
+app.add_typer(events_command.app, name="events")
+app.add_typer(mappings_command.app, name="mappings")
+app.add_typer(customers_command.app, name="customers")
+doctor_command.register(app)
 
 
 def main() -> None:
