@@ -26,6 +26,7 @@ import { nextDelay, parseRetryAfter, resolveRetry, type Outcome } from './retry.
 import type {
   ClientOptions,
   EventPage,
+  EventRecord,
   EventResult,
   IngestResult,
   ListEventsOptions,
@@ -77,6 +78,11 @@ const ERROR_CLASSES: Record<number, typeof APIError> = {
   422: ValidationError,
   429: RateLimitError,
 };
+
+/** An answer saying the request holds too many events or bytes; a smaller one may pass. */
+function isTooLarge(error: unknown): error is APIError {
+  return error instanceof APIError && (error.status === 413 || error.code === 'batch_too_large');
+}
 
 function emptyResult(): IngestResult {
   return { accepted: 0, duplicates: 0, conflicts: 0, held: 0, rejected: 0, results: [], requestIds: [] };
@@ -171,6 +177,8 @@ export class StripeMeterClient {
   readonly #wake = new AbortController();
   #exitFlushedAtSeq = -1;
   #lastDrainFailed = false;
+  /** Events per request the server was found to take, when fewer than batchSize. */
+  #batchLimit = Number.POSITIVE_INFINITY;
 
   constructor(options: ClientOptions = {}) {
     if (options == null) options = {};
@@ -359,7 +367,7 @@ export class StripeMeterClient {
   }
 
   /** Every event matching the filters, page after page. */
-  async *iterEvents(options: Omit<ListEventsOptions, 'cursor'> = {}): AsyncGenerator<import('./types.js').EventRecord> {
+  async *iterEvents(options: Omit<ListEventsOptions, 'cursor'> = {}): AsyncGenerator<EventRecord> {
     let cursor: string | undefined;
     do {
       const page = await this.listEvents({ ...options, cursor });
@@ -402,7 +410,8 @@ export class StripeMeterClient {
     const rejected: Array<[EventResult, TrackedEvent]> = [];
     while (this.#queue.length > 0 && this.#queue[0]!.seq <= target) {
       let count = 0;
-      while (count < this.#queue.length && count < this.batchSize && this.#queue[count]!.seq <= target) count++;
+      const limit = Math.min(this.batchSize, this.#batchLimit);
+      while (count < this.#queue.length && count < limit && this.#queue[count]!.seq <= target) count++;
       const batch = this.#queue.splice(0, count);
       this.#inflight = batch;
       let answered: Set<number>;
@@ -411,6 +420,26 @@ export class StripeMeterClient {
       } catch (error) {
         this.#queue.unshift(...batch);
         this.#inflight = [];
+        if (isTooLarge(error)) {
+          if (batch.length > 1) {
+            // The server takes fewer events (or bytes) per request than batchSize: send halves, from now on.
+            this.#batchLimit = Math.max(1, Math.floor(batch.length / 2));
+            continue;
+          }
+          // One event alone is too large: it can never be accepted, so it is dropped as rejected
+          // rather than blocking the queue.
+          const [only] = this.#queue.splice(0, 1);
+          const result: EventResult = {
+            index: 0,
+            status: 'rejected',
+            idempotencyKey: only!.event.idempotencyKey,
+            error: { field: 'events', code: error.code, message: error.message },
+          };
+          total.rejected += 1;
+          total.results.push(result);
+          rejected.push([result, only!.event]);
+          continue;
+        }
         this.#lastDrainFailed = true;
         throw error;
       }

@@ -4,6 +4,7 @@
 //   { status, headers?, body? }    answer this itself, the server never sees the request
 //   'lose-answer'                  pass the request on, then cut the connection instead of answering
 //   'hang'                         never answer (the client's timeout fires)
+// With no action planned, `rule(request)` (if set) picks the action from the recorded request.
 
 import { createServer, request as httpRequest } from 'node:http';
 
@@ -18,6 +19,7 @@ export class FaultyProxy {
   constructor(target) {
     this.target = new URL(target);
     this.plan = [];
+    this.rule = null;
     this.requests = [];
     this.sockets = new Set();
     this.server = createServer((req, res) => this.#handle(req, res));
@@ -46,14 +48,16 @@ export class FaultyProxy {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
     const body = Buffer.concat(chunks);
-    const action = this.plan.length ? this.plan.shift() : 'forward';
     let json = null;
     try {
       json = body.length ? JSON.parse(body.toString()) : null;
     } catch {
       // not JSON
     }
-    this.requests.push({ method: req.method, path: req.url, headers: req.headers, json, action, at: Date.now() });
+    const request = { method: req.method, path: req.url, headers: req.headers, json, at: Date.now() };
+    const action = this.plan.length ? this.plan.shift() : this.rule ? this.rule(request) : 'forward';
+    request.action = action;
+    this.requests.push(request);
     if (action === 'hang') return; // the socket is destroyed at close()
     if (typeof action === 'object') {
       const text = action.body === undefined ? '' : JSON.stringify(action.body);
