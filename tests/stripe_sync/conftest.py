@@ -70,9 +70,7 @@ class FakeStripe:
 
     def accepted_events(self) -> list[dict[str, Any]]:
         """Meter event requests that Stripe accepted (status 200)."""
-        return [
-            r for r in self.control.requests("/v1/billing/meter_events") if r["status"] == 200
-        ]
+        return [r for r in self.control.requests("/v1/billing/meter_events") if r["status"] == 200]
 
 
 def _form(params: dict[str, Any]) -> dict[str, str]:

@@ -13,8 +13,12 @@ async def test_mapping_crud_and_wire_names(api: httpx.AsyncClient, fake: FakeStr
     meter = fake.meter("api_calls")
     created = await api.post(
         "/v1/mappings",
-        json={"metric": "api_calls", "aggregation": "sum", "meterEventName": "api_calls",
-              "currency": "USD"},
+        json={
+            "metric": "api_calls",
+            "aggregation": "sum",
+            "meterEventName": "api_calls",
+            "currency": "USD",
+        },
     )
     assert created.status_code == 201, created.text
     body = created.json()
@@ -36,17 +40,30 @@ async def test_mapping_validation_errors(api: httpx.AsyncClient, fake: FakeStrip
     fake.meter("seats_last", "last")
     cases = [
         ({"metric": "x", "aggregation": "sum", "meterEventName": "nope"}, "meter_not_found"),
-        ({"metric": "x", "aggregation": "max", "meterEventName": "seats_sum"},
-         "meter_formula_mismatch"),
-        ({"metric": "x", "aggregation": "sum", "meterEventName": "seats_last"},
-         "meter_formula_mismatch"),
+        (
+            {"metric": "x", "aggregation": "max", "meterEventName": "seats_sum"},
+            "meter_formula_mismatch",
+        ),
+        (
+            {"metric": "x", "aggregation": "sum", "meterEventName": "seats_last"},
+            "meter_formula_mismatch",
+        ),
         ({"metric": "x", "aggregation": "median", "meterEventName": "seats_sum"}, "invalid_value"),
         ({"metric": "x", "aggregation": "sum"}, "missing_target"),
         ({"aggregation": "sum", "meterEventName": "seats_sum"}, "missing_field"),
-        ({"metric": "x", "aggregation": "sum", "meterEventName": "seats_sum", "bogus": 1},
-         "unknown_field"),
-        ({"metric": "x", "aggregation": "sum", "meterEventName": "seats_sum",
-          "stripeAccount": "evil"}, "invalid_value"),
+        (
+            {"metric": "x", "aggregation": "sum", "meterEventName": "seats_sum", "bogus": 1},
+            "unknown_field",
+        ),
+        (
+            {
+                "metric": "x",
+                "aggregation": "sum",
+                "meterEventName": "seats_sum",
+                "stripeAccount": "evil",
+            },
+            "invalid_value",
+        ),
         ({"metric": "x", "aggregation": "sum", "meterId": "mtr_missing"}, "stripe_not_found"),
     ]
     for body, code in cases:
@@ -54,7 +71,8 @@ async def test_mapping_validation_errors(api: httpx.AsyncClient, fake: FakeStrip
         assert response.status_code == 400, (body, response.text)
         assert response.json()["error"]["code"] == code, (body, response.text)
     ok = await api.post(
-        "/v1/mappings", json={"metric": "seats", "aggregation": "max", "meterEventName": "seats_last"}
+        "/v1/mappings",
+        json={"metric": "seats", "aggregation": "max", "meterEventName": "seats_last"},
     )
     assert ok.status_code == 201, ok.text  # max is published to a last meter
 
@@ -77,7 +95,9 @@ async def test_mappings_and_customers_are_tenant_scoped(
         transport=client._transport, base_url="http://stripemeter.test", headers=headers
     ) as globex:
         assert (await globex.get(f"/v1/mappings/{mapping['id']}")).status_code == 404
-        assert (await globex.patch(f"/v1/mappings/{mapping['id']}", json={"active": False})).status_code == 404
+        assert (
+            await globex.patch(f"/v1/mappings/{mapping['id']}", json={"active": False})
+        ).status_code == 404
         assert (await globex.delete(f"/v1/mappings/{mapping['id']}")).status_code == 404
         assert (await globex.get("/v1/mappings")).json()["data"] == []
         assert (await globex.get("/v1/customers/c1")).status_code == 404
@@ -96,15 +116,24 @@ async def test_customer_crud_bulk_import_and_validation(api: httpx.AsyncClient) 
     assert replaced.json()["stripeCustomerId"] == "cus_9"
     bad = await api.post(
         "/v1/customers/import",
-        json={"customers": [{"customerRef": "a", "stripeCustomerId": "cus_a"},
-                            {"customerRef": "b", "stripeCustomerId": "oops"}]},
+        json={
+            "customers": [
+                {"customerRef": "a", "stripeCustomerId": "cus_a"},
+                {"customerRef": "b", "stripeCustomerId": "oops"},
+            ]
+        },
     )
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "customers[1].stripeCustomerId"
+    assert (
+        bad.status_code == 400 and bad.json()["error"]["param"] == "customers[1].stripeCustomerId"
+    )
     assert (await api.get("/v1/customers/a")).status_code == 404  # nothing of the bad batch stored
     imported = await api.post(
         "/v1/customers/import",
-        json={"customers": [{"customerRef": f"k{i:02}", "stripeCustomerId": f"cus_{i}"}
-                            for i in range(5)]},
+        json={
+            "customers": [
+                {"customerRef": f"k{i:02}", "stripeCustomerId": f"cus_{i}"} for i in range(5)
+            ]
+        },
     )
     assert imported.json()["imported"] == 5
     page = (await api.get("/v1/customers", params={"limit": 4})).json()

@@ -127,7 +127,9 @@ async def test_429_and_500_storms_are_retried_until_delivered(
     await ingest(api, {"metric": "api_calls", "customerRef": "c1", "quantity": 8})
     fake.control.fault(kind="rate_limit", count=1, path="/v1/billing/meter_events")
     fake.control.fault(kind="server_error", count=1, path="/v1/billing/meter_events")
-    fake.control.fault(kind="rate_limit", count=1, path="/v1/billing/meter_events", should_retry=True)
+    fake.control.fault(
+        kind="rate_limit", count=1, path="/v1/billing/meter_events", should_retry=True
+    )
     first = await flush(api)
     # Three in-call attempts fail; the row is rescheduled, and the next flush delivers it.
     assert first["results"] == {"rescheduled": 1}
@@ -136,7 +138,9 @@ async def test_429_and_500_storms_are_retried_until_delivered(
     second = await flush(api)
     assert second["results"] == {"delivered": 1}
     assert fake.meter_total(meter, ids["c1"]) == Decimal(8)
-    identifiers = {r["params"]["identifier"] for r in fake.control.requests("/v1/billing/meter_events")}
+    identifiers = {
+        r["params"]["identifier"] for r in fake.control.requests("/v1/billing/meter_events")
+    }
     assert len(identifiers) == 1  # every retry re-sent the same intent
 
 

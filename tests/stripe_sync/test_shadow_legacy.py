@@ -26,16 +26,24 @@ async def test_shadow_pushes_reach_test_mode_only(api: httpx.AsyncClient, fake: 
     test_meter = fake.meter("api_calls_shadow", live=False)
     created = await api.post(
         "/v1/mappings",
-        json={"metric": "api_calls", "aggregation": "sum", "meterEventName": "api_calls",
-              "shadow": True, "shadowMeterEventName": "api_calls_shadow"},
+        json={
+            "metric": "api_calls",
+            "aggregation": "sum",
+            "meterEventName": "api_calls",
+            "shadow": True,
+            "shadowMeterEventName": "api_calls_shadow",
+        },
     )
     assert created.status_code == 201, created.text
     live_customer = fake.customer()
     test_customer = fake.customer(live=False)
     await api.post(
         "/v1/customers",
-        json={"customerRef": "c1", "stripeCustomerId": live_customer,
-              "shadowStripeCustomerId": test_customer},
+        json={
+            "customerRef": "c1",
+            "stripeCustomerId": live_customer,
+            "shadowStripeCustomerId": test_customer,
+        },
     )
     await ingest(api, {"metric": "api_calls", "customerRef": "c1", "quantity": 11})
     result = await flush(api)
@@ -69,17 +77,25 @@ async def test_shadow_without_a_test_key_is_skipped_never_live(
             meter = fake.meter("api_calls")
             await api.post(
                 "/v1/mappings",
-                json={"metric": "api_calls", "aggregation": "sum", "meterEventName": "api_calls",
-                      "shadow": True},
+                json={
+                    "metric": "api_calls",
+                    "aggregation": "sum",
+                    "meterEventName": "api_calls",
+                    "shadow": True,
+                },
             )
             customer = fake.customer()
-            await api.post("/v1/customers", json={"customerRef": "c1", "stripeCustomerId": customer})
+            await api.post(
+                "/v1/customers", json={"customerRef": "c1", "stripeCustomerId": customer}
+            )
             await ingest(api, {"metric": "api_calls", "customerRef": "c1", "quantity": 3})
             result = await flush(api)
             assert result["results"] == {"delivered": 1, "skipped": 1}
             assert fake.meter_total(meter, customer) == 3  # once, not twice
             assert len(fake.accepted_events()) == 1
-            shadow = [r for r in (await api.get("/v1/pushes")).json()["data"] if r["target"] == "shadow"]
+            shadow = [
+                r for r in (await api.get("/v1/pushes")).json()["data"] if r["target"] == "shadow"
+            ]
             assert "no STRIPE_TEST_SECRET_KEY" in shadow[0]["lastError"]
 
 
@@ -89,8 +105,11 @@ def _legacy_item(fake: FakeStripe, customer: str) -> tuple[str, str]:
         "/v1/prices",
         currency="usd",
         unit_amount=10,
-        **{"product_data[name]": "API", "recurring[interval]": "month",
-           "recurring[usage_type]": "metered"},
+        **{
+            "product_data[name]": "API",
+            "recurring[interval]": "month",
+            "recurring[usage_type]": "metered",
+        },
     )
     subscription: dict[str, Any] = fake.call(
         "POST", "/v1/subscriptions", customer=customer, **{"items[0][price]": price["id"]}

@@ -55,12 +55,15 @@ def _sync_url(database_url: str) -> str:
 
 
 def log_state(database_url: str) -> list[tuple[str, Decimal, str | None, bool]]:
-    """(status, pushed_total, pending_to, dirty) of every write-log row."""
+    """(status, pushed_total, pending_to, busy) of every write-log row (busy: flagged or leased)."""
     engine = create_engine(_sync_url(database_url))
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                text("SELECT status, pushed_total, pending_to, dirty FROM push_log ORDER BY id")
+                text(
+                    "SELECT status, pushed_total, pending_to, dirty OR lease_owner IS NOT NULL"
+                    " FROM push_log ORDER BY id"
+                )
             ).all()
     finally:
         engine.dispose()
