@@ -67,11 +67,12 @@ test('no answer in time is retried (the timeout applies per attempt)', async (t)
   const { proxy, client } = await setUp(t, { timeout: 1000 });
   proxy.next('hang', 'forward');
   await client.track({ metric: 'api_calls', customerRef: customer, quantity: 1 });
+  const started = Date.now();
   const result = await client.flush();
+  assert.ok(Date.now() - started >= 1000, 'the first try waited for its timeout');
   // On a loaded machine the forwarded try may time out too; it is then a duplicate of itself.
   assert.equal(result.accepted + result.duplicates, 1);
   assert.ok(proxy.requests.length >= 2);
-  assert.ok(proxy.requests[1].at - proxy.requests[0].at >= 950, 'the first try waited for its timeout');
   assert.equal(await server.usage(customer, 'api_calls'), 1);
 });
 
