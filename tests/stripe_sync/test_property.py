@@ -1,0 +1,167 @@
+"""Hypothesis: any interleaving of ingest, pushes, 429/500 storms, timeouts and crashes converges.
+
+Once faults stop and the pusher is idle, Stripe's total equals the local total for every customer.
+A crash is an exception raised by the pusher's hook at a chosen step (after the intent is written,
+before the call, after Stripe accepted), abandoning the process's work as a SIGKILL would; the
+restart is a new pusher with another owner that waits out the dead one's lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stripemeter.api.app import Services, create_app
+from stripemeter.domain.aggregation import Aggregation
+from stripemeter.domain.periods import calendar_month
+from stripemeter.services import sync_store as store
+from stripemeter.services.pusher import Pusher
+from stripemeter.services.stripe_sync import StripeSync
+from stripemeter.stripe.retry import RetryPolicy
+from tests.conftest import issue
+from tests.stripe_sync.conftest import FakeStripe, recent, sync_settings
+
+CUSTOMERS = ("a", "b", "c")
+STEPS = ("after_intent", "before_call", "after_call")
+LEASE = 0.3  # seconds: a crashed pusher's rows come back this fast
+
+
+class Crash(Exception):
+    """Stands for the process dying at a hook step."""
+
+
+op_lists = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("ingest"),
+            st.sampled_from(CUSTOMERS),
+            st.decimals(min_value=-5, max_value=20, places=2, allow_nan=False),
+        ),
+        st.tuples(st.just("push")),
+        st.tuples(
+            st.just("storm"), st.sampled_from(["rate_limit", "server_error"]), st.integers(1, 4)
+        ),
+        st.tuples(st.just("timeout")),
+        st.tuples(st.just("crash"), st.sampled_from(STEPS)),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@given(ops=op_lists)
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_interleavings_converge_to_equal_totals(
+    ops: list[tuple[Any, ...]], fake_url: str, sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Whatever happened, an idle pusher leaves Stripe's totals equal to the counters."""
+    fake = FakeStripe(fake_url)
+    fake.control.reset()
+    fake.control.http.post("/_control/clock", json={"set": int(time.time()), "freeze": False})
+    db_file = tmp_path / f"p{time.monotonic_ns()}.db"
+    shutil.copyfile(sqlite_template, db_file)
+    try:
+        asyncio.run(_scenario(ops, fake, fake_url, f"sqlite:///{db_file}"))
+    finally:
+        fake.control.http.close()
+        db_file.unlink(missing_ok=True)
+
+
+async def _scenario(ops: list[tuple[Any, ...]], fake: FakeStripe, fake_url: str, url: str) -> None:
+    settings_ = sync_settings(
+        url, fake_url, push_batch_size=1, push_lease_seconds=LEASE, stripe_timeout_seconds=0.5
+    )
+    services = Services.build(settings_)
+    app = create_app(settings_, services=services)
+    crash_at: dict[str, str | None] = {"step": None}
+
+    def hook(step: str) -> None:
+        if crash_at["step"] == step:
+            crash_at["step"] = None
+            raise Crash(step)
+
+    fast = RetryPolicy(base_delay=0.01, max_delay=0.05, row_base_delay=0.05, row_max_delay=0.2)
+
+    def new_pusher() -> Pusher:
+        pusher = StripeSync(settings_, services.db, accounts=services.stripe_sync.accounts).pusher
+        pusher.hook = hook
+        pusher.policy = fast
+        return pusher
+
+    async with LifespanManager(app):
+        key = await issue(services, "acme")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://t",
+            headers={"Authorization": f"Bearer {key.key}"},
+        ) as api:
+            meter = fake.meter("api_calls")
+            await api.post(
+                "/v1/mappings",
+                json={"metric": "api_calls", "aggregation": "sum", "meterEventName": "api_calls"},
+            )
+            ids = {c: fake.customer() for c in CUSTOMERS}
+            await api.post(
+                "/v1/customers/import",
+                json={
+                    "customers": [{"customerRef": c, "stripeCustomerId": s} for c, s in ids.items()]
+                },
+            )
+            pusher = new_pusher()
+            for op in ops:
+                if op[0] == "ingest":
+                    event = {
+                        "metric": "api_calls",
+                        "customerRef": op[1],
+                        "quantity": str(op[2]),
+                        "ts": recent(1),
+                    }
+                    if op[2] < 0:
+                        event["source"] = "correction"
+                    response = await api.post("/v1/events/ingest", json={"events": [event]})
+                    assert response.status_code == 200, response.text
+                elif op[0] == "push":
+                    try:
+                        await pusher.tick()
+                    except Crash:
+                        pusher = new_pusher()  # the restart
+                elif op[0] == "storm":
+                    fake.control.fault(kind=op[1], count=op[2], path="/v1/billing/meter_events")
+                elif op[0] == "timeout":
+                    fake.control.fault(
+                        kind="delay", delay=0.8, count=1, path="/v1/billing/meter_events"
+                    )
+                else:
+                    crash_at["step"] = op[1]
+            # Faults stop; the last pusher works until idle.
+            fake.control.http.delete("/_control/faults")
+            crash_at["step"] = None
+            await asyncio.sleep(LEASE + 0.9)  # leases of crashed pushers lapse; delayed calls land
+            for _ in range(20):
+                await pusher.tick()
+                rows = (await api.get("/v1/pushes")).json()["data"]
+                if rows and all(
+                    r["status"] == "ok" and r["pending"] is None and not r["changed"] for r in rows
+                ):
+                    break
+                await asyncio.sleep(0.25)
+            period = calendar_month(datetime.now(UTC)).start
+            for customer, stripe_id in ids.items():
+                async with services.db.read() as conn:
+                    local = await store.counter_total(
+                        conn, "acme", "api_calls", customer, period, Aggregation.SUM
+                    )
+                assert fake.meter_total(meter, stripe_id) == local, (customer, ops)
