@@ -316,7 +316,7 @@ export class StripeMeterClient {
     return this.#closing;
   }
 
-  /** Called at `beforeExit`: one flush attempt per batch of new events, so a dead server cannot hold the exit. */
+  /** @internal Called at `beforeExit`: one flush attempt per batch of new events, so a dead server cannot hold the exit. */
   _flushAtExit(): void {
     if (this.#closed || this.#drain || this.#queue.length === 0 || this.#exitFlushedAtSeq === this.#seq) return;
     this.#exitFlushedAtSeq = this.#seq;
