@@ -40,6 +40,7 @@ from stripemeter.store.simulations import SCRATCH_PREFIX
 DEFAULT_LATENESS_WINDOW = timedelta(hours=48)
 MAX_BATCH_SCENARIOS = 100
 MAX_PAGE = 100
+MAX_OFFSET = 1_000_000
 
 
 def _utcnow() -> datetime:
@@ -532,5 +533,6 @@ def _page(limit: int, offset: int) -> None:
         raise InvalidInput(
             f"limit must be between 1 and {MAX_PAGE}", code="invalid_parameter", param="limit"
         )
-    if offset < 0:
-        raise InvalidInput("offset must be 0 or more", code="invalid_parameter", param="offset")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}", code="invalid_parameter",
+                           param="offset")  # fmt: skip

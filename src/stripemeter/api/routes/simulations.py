@@ -30,6 +30,7 @@ router = APIRouter(tags=["simulations"])
 # record in a scratch tenant, so reading usage (usage:read) is enough to run and to look.
 SCENARIOS_WRITE_SCOPE = Scope.MAPPINGS_WRITE
 SIMULATIONS_SCOPE = Scope.USAGE_READ
+MAX_OFFSET = 1_000_000  # pages deeper than this are refused (400), never sent to the database
 
 
 class RunIn(BaseModel):
@@ -88,7 +89,7 @@ async def list_scenarios(
     request: Request,
     active: bool | None = Query(None),
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     tenant_id: str | None = Query(None, alias="tenantId"),
     principal: Principal = Depends(require(SIMULATIONS_SCOPE)),
 ) -> Response:
@@ -177,7 +178,7 @@ async def list_runs(
     request: Request,
     scenario_id: str | None = Query(None, alias="scenarioId"),
     limit: int = Query(20, ge=1, le=100),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     tenant_id: str | None = Query(None, alias="tenantId"),
     principal: Principal = Depends(require(SIMULATIONS_SCOPE)),
 ) -> Response:
