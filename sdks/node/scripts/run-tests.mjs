@@ -40,7 +40,7 @@ const files = args.some((a) => !a.startsWith('-'))
 
 const child = spawn(
   process.execPath,
-  ['--test', '--test-concurrency=8', '--test-timeout=60000', ...args, ...files],
+  ['--test', '--test-reporter=spec', '--test-concurrency=8', '--test-timeout=60000', ...args, ...files],
   {
     cwd: packageRoot,
     stdio: 'inherit',
