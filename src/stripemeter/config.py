@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         "meters", validation_alias=_env("STRIPEMETER_STRIPE_METER_DRIVER")
     )
     fake_stripe_port: int = Field(0, ge=0, validation_alias=_env("STRIPEMETER_FAKE_STRIPE_PORT"))
+    # Signs console session cookies and customer widget tokens. Unset: a random secret is generated
+    # once and stored in the database, so every process on that database agrees.
+    secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPEMETER_SECRET_KEY"))
 
     @property
     def lateness_window(self) -> timedelta:

@@ -14,16 +14,23 @@ from stripemeter._version import __version__
 from stripemeter.api import errors
 from stripemeter.api.middleware import RequestContext
 from stripemeter.api.routes import events, ops
+from stripemeter.api.routes import widget as widget_tokens_api
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
 from stripemeter.observability import metrics
+from stripemeter.services.app_secret import AppSecret
 from stripemeter.services.catalog import MetricCatalog
+from stripemeter.services.console import ConsoleOverview
+from stripemeter.services.console_sessions import ConsoleSessions
 from stripemeter.services.housekeeping import Housekeeping
 from stripemeter.services.ingest import IngestService
 from stripemeter.services.keys import KeyService
 from stripemeter.services.pricing import PricingServices
 from stripemeter.services.stripe_sync import StripeSync
+from stripemeter.services.widget_tokens import WidgetTokenService
 from stripemeter.store.database import Database
+from stripemeter.ui import access_pages, admin, assets, customers, stripe_pages
+from stripemeter.ui import widget as widget_pages
 
 log = structlog.get_logger("stripemeter")
 
@@ -41,10 +48,21 @@ class Services:
     _running: bool = False
     pricing: PricingServices = field(init=False)
     stripe_sync: StripeSync = field(init=False)
+    app_secret: AppSecret = field(init=False)
+    widget_tokens: WidgetTokenService = field(init=False)
+    console_sessions: ConsoleSessions = field(init=False)
+    console: ConsoleOverview = field(init=False)
 
     def __post_init__(self) -> None:
         self.pricing = PricingServices.build(self.settings, self.db, self.catalog)
         self.stripe_sync = StripeSync(self.settings, self.db)
+        configured = self.settings.secret_key
+        self.app_secret = AppSecret(
+            self.db, configured.get_secret_value() if configured is not None else None
+        )
+        self.widget_tokens = WidgetTokenService(self.app_secret)
+        self.console_sessions = ConsoleSessions(self.db, self.app_secret, self.keys)
+        self.console = ConsoleOverview(self.db)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -130,5 +148,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(__import__("stripemeter.api.routes.mappings", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.customers", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.pushes", fromlist=["_"]).router)
+    app.include_router(widget_tokens_api.router)
+    app.include_router(assets.router)
+    app.include_router(admin.router)
+    app.include_router(customers.router)
+    app.include_router(stripe_pages.router)
+    app.include_router(access_pages.router)
+    app.include_router(widget_pages.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from stripemeter.domain.errors import InvalidInput, StripeMeterError
 
-TOKEN_PREFIX = "wt1"
+TOKEN_PREFIX = "wt1"  # noqa: S105 - a format marker, not a secret
 WIDGET_SCOPE = "usage:read"
 DEFAULT_TTL = timedelta(minutes=15)
 MIN_TTL = timedelta(seconds=30)
