@@ -13,7 +13,14 @@ from rich.table import Table
 
 from stripemeter.cli.common import JsonOption, console, err_console, print_json
 from stripemeter.cli.event_files import EventFile, EventFileError, FileFormat, batches, parse_events
-from stripemeter.cli.remote import EXIT_REFUSED, ApiKeyOption, UrlOption, connect, fail
+from stripemeter.cli.remote import (
+    EXIT_REFUSED,
+    ApiKeyOption,
+    RetriesOption,
+    UrlOption,
+    connect,
+    fail,
+)
 from stripemeter.client import IngestResult, StripeMeterClient, StripeMeterError
 
 MAX_BATCH = 1000  # events per request, the server's limit
@@ -77,6 +84,7 @@ def ingest(
     batch_size: int = typer.Option(
         MAX_BATCH, "--batch-size", min=1, max=MAX_BATCH, envvar="STRIPEMETER_INGEST_BATCH_SIZE"
     ),
+    retries: int = RetriesOption,
     url: str = UrlOption,
     api_key: str | None = ApiKeyOption,
     as_json: bool = JsonOption,
@@ -86,7 +94,7 @@ def ingest(
     Exit status: 0 all counted, 1 some rejected or conflicting, 2 unreadable input or no server.
     """
     events = read_input(source, file_format)
-    with connect(url, api_key) as client:
+    with connect(url, api_key, retries) as client:
         report = send_all(client, events, batch_size, quiet=as_json)
     if as_json:
         print_json(report.to_wire())

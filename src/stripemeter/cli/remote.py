@@ -25,6 +25,7 @@ from stripemeter.client import (
     NetworkError,
     PermissionDeniedError,
     Resource,
+    Retry,
     StripeMeterClient,
     StripeMeterError,
 )
@@ -34,12 +35,22 @@ EXIT_REFUSED = 1  # the server answered "no" to part or all of the request
 EXIT_USAGE = 2  # bad input, or no usable answer from the server
 DEFAULT_URL = "http://localhost:3000"
 CLIENT_TIMEOUT = 30.0  # seconds per request
+DEFAULT_RETRIES = 3  # retries of a request that failed for a passing reason (network, 429, 5xx)
+RETRY_BACKOFF = 0.5  # seconds before the first retry, doubling up to RETRY_MAX_BACKOFF
+RETRY_MAX_BACKOFF = 4.0
 
 UrlOption = typer.Option(
     DEFAULT_URL,
     "--url",
     envvar=["STRIPEMETER_URL", "STRIPEMETER_API_URL"],
     help="The StripeMeter server.",
+)
+RetriesOption = typer.Option(
+    DEFAULT_RETRIES,
+    "--retries",
+    min=0,
+    envvar="STRIPEMETER_RETRIES",
+    help="Retries of a request after a network error, 429 or 5xx.",
 )
 ApiKeyOption = typer.Option(
     None,
@@ -57,7 +68,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 @contextmanager
-def connect(url: str, api_key: str | None) -> Iterator[StripeMeterClient]:
+def connect(
+    url: str, api_key: str | None, retries: int = DEFAULT_RETRIES
+) -> Iterator[StripeMeterClient]:
     """An SDK client for one command: no spool, no background thread; SDK errors become exits."""
     if not api_key:
         fail("an API key is required: pass --api-key or set STRIPEMETER_API_KEY")
@@ -68,6 +81,7 @@ def connect(url: str, api_key: str | None) -> Iterator[StripeMeterClient]:
             spool=False,
             flush_interval=None,
             timeout=CLIENT_TIMEOUT,
+            retry=Retry(attempts=retries + 1, backoff=RETRY_BACKOFF, max_backoff=RETRY_MAX_BACKOFF),
         )
     except ValueError as exc:
         fail(str(exc))
