@@ -29,7 +29,7 @@ class FakeStripe:
         self.base = base
         self.control = ControlClient(base)
 
-    def call(self, method: str, path: str, *, live: bool = True, **params: Any) -> Any:
+    def call(self, method: str, path: str, *, live: Any = True, **params: Any) -> Any:
         key = LIVE_KEY if live else TEST_KEY
         headers = {"Authorization": f"Bearer {key}"}
         if method == "GET":

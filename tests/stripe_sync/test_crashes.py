@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -57,7 +58,7 @@ async def test_sigkill_at_a_step_then_restart_pushes_exactly_once(
     try:
         wait_idle(url, 1)
         await ingest(api, {"metric": "api_calls", "customerRef": "c1", "quantity": 2})
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)
         wait_idle(url, 1)
     finally:
         stop_worker(worker)
@@ -75,11 +76,13 @@ async def test_sigkill_while_the_call_is_in_flight(
     fake.control.fault(kind="delay", delay=1.5, count=1, path="/v1/billing/meter_events")
     worker = start_worker(url, fake_url)
     deadline = time.monotonic() + 15
-    while not fake.control.requests("/v1/billing/meter_events") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    for _ in range(750):
+        if fake.control.requests("/v1/billing/meter_events") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
     worker.kill()
     worker.wait()
-    time.sleep(1.6)  # Stripe finishes applying the call nobody is waiting for
+    await asyncio.sleep(1.6)  # Stripe finishes applying the call nobody is waiting for
     restarted = start_worker(url, fake_url)
     try:
         wait_idle(url, 1)

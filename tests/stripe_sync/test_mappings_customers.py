@@ -22,12 +22,17 @@ async def test_mapping_crud_and_wire_names(api: httpx.AsyncClient, fake: FakeStr
     )
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["meterId"] == meter and body["driver"] == "meters" and body["currency"] == "usd"
-    assert body["stripeAccount"] == "default" and body["active"] is True and body["shadow"] is False
+    assert body["meterId"] == meter
+    assert body["driver"] == "meters"
+    assert body["currency"] == "usd"
+    assert body["stripeAccount"] == "default"
+    assert body["active"] is True
+    assert body["shadow"] is False
     mapping_id = body["id"]
     assert (await api.get(f"/v1/mappings/{mapping_id}")).json()["metric"] == "api_calls"
     changed = await api.patch(f"/v1/mappings/{mapping_id}", json={"active": False})
-    assert changed.status_code == 200 and changed.json()["active"] is False
+    assert changed.status_code == 200
+    assert changed.json()["active"] is False
     listed = await api.get("/v1/mappings", params={"active": "false"})
     assert [m["id"] for m in listed.json()["data"]] == [mapping_id]
     assert (await api.delete(f"/v1/mappings/{mapping_id}")).status_code == 204
@@ -111,7 +116,8 @@ async def test_mappings_and_customers_are_tenant_scoped(
 async def test_customer_crud_bulk_import_and_validation(api: httpx.AsyncClient) -> None:
     """Customers are created, replaced, imported in bulk (all or nothing), paged and deleted."""
     one = await api.post("/v1/customers", json={"customerRef": "c1", "stripeCustomerId": "cus_1"})
-    assert one.status_code == 201 and one.json()["stripeCustomerId"] == "cus_1"
+    assert one.status_code == 201
+    assert one.json()["stripeCustomerId"] == "cus_1"
     replaced = await api.put("/v1/customers/c1", json={"stripeCustomerId": "cus_9"})
     assert replaced.json()["stripeCustomerId"] == "cus_9"
     bad = await api.post(
@@ -123,9 +129,8 @@ async def test_customer_crud_bulk_import_and_validation(api: httpx.AsyncClient) 
             ]
         },
     )
-    assert (
-        bad.status_code == 400 and bad.json()["error"]["param"] == "customers[1].stripeCustomerId"
-    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "customers[1].stripeCustomerId"
     assert (await api.get("/v1/customers/a")).status_code == 404  # nothing of the bad batch stored
     imported = await api.post(
         "/v1/customers/import",

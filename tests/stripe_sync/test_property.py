@@ -60,7 +60,7 @@ op_lists = st.lists(
 
 @given(ops=op_lists)
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

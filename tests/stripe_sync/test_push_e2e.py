@@ -100,7 +100,8 @@ async def test_max_goes_to_a_last_meter_as_the_value(
     await flush(api)
     assert fake.meter_total(meter, ids["c1"]) == Decimal(12)
     stamps = [e["params"]["timestamp"] for e in fake.accepted_events()]
-    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == len(stamps)
 
 
 async def test_last_goes_to_a_last_meter(api: httpx.AsyncClient, fake: FakeStripe) -> None:
@@ -134,7 +135,8 @@ async def test_429_and_500_storms_are_retried_until_delivered(
     # Three in-call attempts fail; the row is rescheduled, and the next flush delivers it.
     assert first["results"] == {"rescheduled": 1}
     rows = (await api.get("/v1/pushes")).json()["data"]
-    assert rows[0]["status"] == "pending" and "RateLimited" in rows[0]["lastError"]
+    assert rows[0]["status"] == "pending"
+    assert "RateLimited" in rows[0]["lastError"]
     second = await flush(api)
     assert second["results"] == {"delivered": 1}
     assert fake.meter_total(meter, ids["c1"]) == Decimal(8)
@@ -155,7 +157,8 @@ async def test_a_timeout_after_stripe_applied_the_call_is_not_double_counted(
     await flush(api)
     assert fake.meter_total(meter, ids["c1"]) == Decimal(5)
     rows = (await api.get("/v1/pushes")).json()["data"]
-    assert rows[0]["status"] == "ok" and rows[0]["pushedTotal"] == 5
+    assert rows[0]["status"] == "ok"
+    assert rows[0]["pushedTotal"] == 5
 
 
 async def test_a_dropped_connection_is_retried(api: httpx.AsyncClient, fake: FakeStripe) -> None:
@@ -184,7 +187,8 @@ async def test_a_permanent_error_parks_the_row_without_blocking_others(
     result = await flush(api)
     assert result["results"] == {"parked": 1, "delivered": 1}
     parked = (await api.get("/v1/pushes", params={"status": "parked"})).json()["data"]
-    assert len(parked) == 1 and "ServerError:500" in parked[0]["lastError"]
+    assert len(parked) == 1
+    assert "ServerError:500" in parked[0]["lastError"]
     retried = await flush(api, retryParked=True)
     assert retried["results"] == {"delivered": 1}
     assert fake.meter_total(meter, ids["c1"]) + fake.meter_total(meter, ids["c2"]) == 3

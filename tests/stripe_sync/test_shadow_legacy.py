@@ -50,7 +50,7 @@ async def test_shadow_pushes_reach_test_mode_only(api: httpx.AsyncClient, fake: 
     assert result["results"] == {"delivered": 2}
     assert fake.meter_total(live_meter, live_customer) == 11
     assert fake.meter_total(test_meter, test_customer, live=False) == 11
-    by_key = {}
+    by_key: dict[str, set[str]] = {}
     for request in fake.accepted_events():
         by_key.setdefault(request["params"]["event_name"], set()).add(
             request["params"]["payload"]["stripe_customer_id"]
