@@ -365,3 +365,216 @@ ui_sessions = Table(
     Index("ix_ui_sessions_key_id", "key_id"),
     Index("ix_ui_sessions_expires_at", "expires_at"),
 )
+
+# Reconciliation and repair (issue 4): drift reports, runs, suggestions, webhooks, the invoice gate,
+# closed periods, true-ups and backfills.
+
+# Per-tenant ('' mapping) and per-mapping reconciliation settings; NULL means "inherit".
+reconciliation_settings = Table(
+    "reconciliation_settings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("mapping_id", String(40), primary_key=True),  # '' = the tenant's defaults
+    Column("epsilon", Quantity),  # relative drift tolerated, e.g. 0.005
+    Column("gate_policy", String(8)),  # hold | report
+    Column("allow_self_approval", Boolean),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One current row per (mapping, target, customer, period), upserted by every run.
+reconciliation_reports = Table(
+    "reconciliation_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("mapping_id", String(40), nullable=False),  # '' when the metric has no mapping
+    Column("target", String(8), nullable=False),  # live | shadow
+    Column("customer_ref", String(255), nullable=False),
+    Column("stripe_customer_id", String(100)),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("local_total", Quantity, nullable=False),
+    Column("pushed_total", Quantity),
+    Column("stripe_total", Quantity),
+    Column("trued_up", Quantity, nullable=False),
+    Column("drift_abs", Quantity),
+    Column("drift_pct", Quantity),
+    Column("epsilon", Quantity, nullable=False),
+    Column("status", String(12), nullable=False),  # ok | drift | pending | unmapped | error
+    Column("detail", Text),
+    Column("closed", Boolean, nullable=False),
+    Column("run_id", String(40), nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "metric", "mapping_id", "target", "customer_ref", "period_start"),
+    Index("ix_reconciliation_reports_tenant_period", "tenant_id", "period_start"),
+    Index("ix_reconciliation_reports_tenant_status", "tenant_id", "status"),
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64)),  # None: every tenant (the schedule)
+    Column("trigger", String(16), nullable=False),  # schedule | manual | webhook | repair
+    Column("customer_ref", String(255)),
+    Column("status", String(12), nullable=False),  # running | completed | skipped | failed
+    Column("counts", JSON, nullable=False),
+    Column("error", Text),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Index("ix_reconciliation_runs_tenant", "tenant_id", "started_at"),
+)
+
+# Every result of every run (the current table keeps only the latest per key).
+reconciliation_history = Table(
+    "reconciliation_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False),
+    Column("report_id", BigInteger, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("local_total", Quantity, nullable=False),
+    Column("pushed_total", Quantity),
+    Column("stripe_total", Quantity),
+    Column("status", String(12), nullable=False),
+    Column("detail", Text),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Index("ix_reconciliation_history_report", "tenant_id", "report_id", "id"),
+)
+
+# At most one suggestion per report: rewritten while open, kept once applied.
+reconciliation_suggestions = Table(
+    "reconciliation_suggestions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("report_id", BigInteger, nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # push_missing | compensate | resend | true_up
+    Column("delta", Quantity, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # open | applied | resolved | failed
+    Column("result", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("applied_by", String(64)),
+    Column("applied_at", UTCDateTime),
+    Index("ix_reconciliation_suggestions_tenant", "tenant_id", "status"),
+)
+
+# Every Stripe webhook event, recorded before it is answered, handled once.
+stripe_webhook_events = Table(
+    "stripe_webhook_events",
+    metadata,
+    Column("id", String(255), primary_key=True),  # Stripe's event id
+    Column("type", String(100), nullable=False),
+    Column("tenant_hint", String(64)),  # the tenant of the endpoint path, when one was used
+    Column("livemode", Boolean, nullable=False),
+    Column("stripe_created", BigInteger),
+    Column("payload", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # received | done | failed | ignored
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime),
+    Index("ix_stripe_webhook_events_status", "status", "received_at"),
+)
+
+# The pre-invoice parity record of one Stripe invoice.
+invoice_parity = Table(
+    "invoice_parity",
+    metadata,
+    Column("invoice_id", String(255), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("stripe_customer_id", String(100), nullable=False),
+    Column("customer_ref", String(255), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("policy", String(8), nullable=False),
+    Column("status", String(12), nullable=False),  # ok | held | released | mismatch | finalized
+    Column("lines", JSON, nullable=False),
+    Column("actions", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_invoice_parity_tenant", "tenant_id", "customer_ref", "period_start"),
+)
+
+billing_alerts = Table(
+    "billing_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("severity", String(8), nullable=False),  # info | warn | critical
+    Column("subject", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Index("ix_billing_alerts_tenant", "tenant_id", "id"),
+)
+
+# A customer's billing period whose invoice is finalized: no more pushes, corrections true up.
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_ref", String(255), primary_key=True),
+    Column("period_start", UTCDateTime, primary_key=True),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("invoice_id", String(255)),
+    Column("closed_at", UTCDateTime, nullable=False),
+)
+
+# Corrections for closed periods, billed on the next invoice (invoice item) or credited.
+true_ups = Table(
+    "true_ups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("mapping_id", String(40), nullable=False),
+    Column("customer_ref", String(255), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("quantity", Quantity, nullable=False),
+    Column("amount", BigInteger, nullable=False),  # minor units; negative = credit
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(12), nullable=False),  # invoice_item | credit_note
+    Column("source", String(64), nullable=False),  # adjustment:ID | suggestion:ID
+    Column("status", String(8), nullable=False),  # pending | sent | failed
+    Column("stripe_id", String(255)),
+    Column("invoice_id", String(255)),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    UniqueConstraint("tenant_id", "source"),
+    Index("ix_true_ups_counter", "tenant_id", "metric", "customer_ref", "period_start"),
+)
+
+backfill_operations = Table(
+    "backfill_operations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("status", String(12), nullable=False),  # pending | running | completed | failed
+    Column("source_type", String(8), nullable=False),  # jsonl | csv
+    Column("source_path", Text),
+    Column("source_data", Text),
+    Column("dry_run", Boolean, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("accepted", BigInteger, nullable=False),
+    Column("duplicate", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+    Column("conflict", BigInteger, nullable=False),
+    Column("errors", JSON, nullable=False),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Index("ix_backfill_operations_tenant", "tenant_id", "created_at"),
+)
