@@ -20,8 +20,12 @@ def main() -> None:
     """Track three requests, deliver them twice, and read the usage back."""
     customer = f"cus_demo_{secrets.token_hex(3)}"  # a fresh customer, so every run starts at 0
     print(f"customer: {customer}")
-    # flush_interval=None: nothing is sent in the background; flush() sends now.
-    with StripeMeterClient(api_url=URL, api_key=API_KEY, flush_interval=None) as client:
+    # flush_interval=None: nothing is sent in the background, flush() sends now. spool=False keeps
+    # unsent events in memory: the default on-disk spool is shared by every client of this
+    # server and tenant, and flush() would also deliver (and count) theirs.
+    with StripeMeterClient(
+        api_url=URL, api_key=API_KEY, flush_interval=None, spool=False
+    ) as client:
         # Each event gets its idempotency key here, when it is tracked.
         events = [
             client.track(metric="api_calls", customer_ref=customer, quantity=calls)
@@ -40,7 +44,9 @@ def main() -> None:
         usage = client.get_usage(customer)
         metric = usage.get("api_calls")
         assert metric is not None
-        print(f"usage this period: api_calls = {metric.current} ({metric.count} events, counted once)")
+        print(
+            f"usage this period: api_calls = {metric.current} ({metric.count} events, counted once)"
+        )
 
 
 if __name__ == "__main__":

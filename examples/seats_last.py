@@ -23,7 +23,12 @@ def main() -> None:
     """Configure ``seats`` as ``last``, report counts, then a late report of an older count."""
     customer = f"cus_demo_{secrets.token_hex(3)}"
     print(f"customer: {customer}")
-    with StripeMeterClient(api_url=URL, api_key=API_KEY, flush_interval=None) as client:
+    # flush_interval=None: nothing is sent in the background, flush() sends now. spool=False keeps
+    # unsent events in memory: the default on-disk spool is shared by every client of this
+    # server and tenant, and flush() would also deliver (and count) theirs.
+    with StripeMeterClient(
+        api_url=URL, api_key=API_KEY, flush_interval=None, spool=False
+    ) as client:
         # PUT /v1/metrics/seats (needs an admin or mappings:write key).
         metric = client.set_metric("seats", aggregation="last", unit="seats")
         print(f"metric seats: aggregation {metric['aggregation']}")

@@ -32,7 +32,12 @@ def main() -> None:
     """Price ``tokens``, track three requests' tokens, and print the projection."""
     customer = f"cus_demo_{secrets.token_hex(3)}"
     print(f"customer: {customer}")
-    with StripeMeterClient(api_url=URL, api_key=API_KEY, flush_interval=None) as client:
+    # flush_interval=None: nothing is sent in the background, flush() sends now. spool=False keeps
+    # unsent events in memory: the default on-disk spool is shared by every client of this
+    # server and tenant, and flush() would also deliver (and count) theirs.
+    with StripeMeterClient(
+        api_url=URL, api_key=API_KEY, flush_interval=None, spool=False
+    ) as client:
         # PUT /v1/metric-prices/tokens: a price on the metric (a Stripe price mapped to the
         # metric would win over it).
         client.set_metric_price("tokens", PRICE)

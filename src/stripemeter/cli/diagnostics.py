@@ -253,7 +253,7 @@ def check_webhooks(settings: Settings) -> Check:
     bad = [s for s in secrets if not s.startswith("whsec_")]
     if bad:
         return Check("webhooks", Status.FAIL, "STRIPE_WEBHOOK_SECRET is not a whsec_… secret",
-                     "copy the endpoint's signing secret from the Stripe dashboard")  # fmt: skip
+                     "set STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_…)")  # fmt: skip
     return Check("webhooks", Status.OK, f"{len(secrets)} signing secret(s) configured")
 
 
