@@ -578,3 +578,113 @@ backfill_operations = Table(
     Column("finished_at", UTCDateTime),
     Index("ix_backfill_operations_tenant", "tenant_id", "created_at"),
 )
+
+# Alerts (issue 8): rules, their state per (rule, customer, metric), the history of transitions,
+# the notifications owed to each channel, and the per-customer limits percent-of-limit rules use.
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("type", String(24), nullable=False),
+    Column("metric", String(100)),  # None = every metric (where the type has metrics)
+    Column("customer_ref", String(255)),  # None = every customer
+    Column("thresholds", JSON, nullable=False),  # ascending, decimals as strings
+    Column("percent_of_limit", Boolean, nullable=False),
+    Column("hysteresis_percent", Quantity, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("renotify_after_seconds", Integer),
+    Column("hard_cap", Boolean, nullable=False),
+    Column("params", JSON, nullable=False),  # type-specific options (spike windows)
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_alert_rules_tenant", "tenant_id", "created_at"),
+)
+
+# "" in customer_ref / metric: the state is not specific to a customer / metric.
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("rule_id", String(40), nullable=False),
+    Column("customer_ref", String(255), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("status", String(16), nullable=False),  # triggered | acknowledged | resolved
+    Column("level", Integer),  # index of the highest threshold reached; None when clear
+    Column("value", Quantity),
+    Column("threshold", Quantity),
+    Column("snoozed_until", UTCDateTime),
+    Column("notified_at", UTCDateTime),
+    Column("notify_pending", Boolean, nullable=False),
+    Column("triggered_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Column("acknowledged_by", String(64)),
+    Column("resolved_at", UTCDateTime),
+    Column("evaluated_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("rule_id", "customer_ref", "metric"),
+    Index("ix_alert_states_tenant_status", "tenant_id", "status", "id"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("rule_id", String(40), nullable=False),
+    Column("state_id", BigInteger, nullable=False),
+    Column("rule_name", String(200), nullable=False),
+    Column("rule_type", String(24), nullable=False),
+    Column("customer_ref", String(255), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("from_status", String(16), nullable=False),
+    Column("to_status", String(16), nullable=False),
+    Column("value", Quantity),
+    Column("threshold", Quantity),
+    Column("level", Integer),
+    Column("actor", String(64), nullable=False),
+    Column("note", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_alert_events_tenant", "tenant_id", "id"),
+    Index("ix_alert_events_state", "state_id", "id"),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("rule_id", String(40), nullable=False),
+    Column("channel_type", String(8), nullable=False),  # webhook | email | slack | log
+    Column("target", String(500), nullable=False),  # shown to users (no secrets)
+    Column("channel", JSON, nullable=False),  # the channel as configured when the alert fired
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("response_code", Integer),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_alert_deliveries_work", "status", "next_attempt_at"),
+    Index("ix_alert_deliveries_tenant", "tenant_id", "id"),
+)
+
+customer_limits = Table(
+    "customer_limits",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_ref", String(255), primary_key=True),
+    Column("metric", String(100), primary_key=True),
+    Column("limit_value", Quantity, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
