@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Serve POST /v1/events[/ingest] straight from the request middleware, skipping route matching
     # and dependency solving (same handlers and checks); off sends them through the router.
     ingest_fast_path: bool = Field(True, validation_alias=_env("STRIPEMETER_INGEST_FAST_PATH"))
+    # `stripemeter serve`: allocations between collections of the youngest GC generation (Python's
+    # default is 700); 0 keeps the interpreter's setting. See cli/server.py tune_gc.
+    gc_gen0_threshold: int = Field(
+        10_000, ge=0, validation_alias=_env("STRIPEMETER_GC_GEN0_THRESHOLD")
+    )
     db_pool_size: int = Field(10, ge=1, validation_alias=_env("STRIPEMETER_DB_POOL_SIZE"))
     workers: int = Field(1, ge=1, validation_alias=_env("STRIPEMETER_WORKERS", "WEB_CONCURRENCY"))
     metrics_public: bool = Field(True, validation_alias=_env("STRIPEMETER_METRICS_PUBLIC"))

@@ -107,7 +107,9 @@ class IngestService:
         """Validate and record a batch; rejected events never stop valid ones unless ``atomic``."""
         started = self._clock()
         tenant = await self._catalog.for_tenant(tenant_id)
-        parsed = [self._parse(raw, tenant_id, tenant, started, default_source) for raw in raw_events]
+        parsed = [
+            self._parse(raw, tenant_id, tenant, started, default_source) for raw in raw_events
+        ]
         rejected = [(i, p) for i, p in enumerate(parsed) if isinstance(p, Rejection)]
         if atomic and rejected:
             raise _batch_rejected(rejected)
@@ -197,7 +199,9 @@ class IngestService:
             raw, tenant_id=tenant_id, now=now, limits=self._limits, default_source=default_source
         )
         if isinstance(parsed, UsageEvent) and tenant.strict and parsed.metric not in tenant.metrics:
-            return Rejection("metric", "unknown_metric", f"metric {parsed.metric!r} is not configured")
+            return Rejection(
+                "metric", "unknown_metric", f"metric {parsed.metric!r} is not configured"
+            )
         return parsed
 
     async def _commit(
@@ -237,7 +241,7 @@ class IngestService:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _Claimed(Exception):  # noqa: N818 - control flow inside ingest_once
+class _Claimed(Exception):  # control flow inside ingest_once
     pass
 
 
@@ -247,7 +251,9 @@ def _retryable(exc: Exception) -> bool:
     if isinstance(exc, IntegrityError):
         return True  # a unique key raced us; the retry reads it and reports a duplicate
     orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
     return sqlstate in _RETRYABLE_SQLSTATES
 
 
@@ -257,7 +263,9 @@ def _merge(parsed: list[UsageEvent | Rejection], recorded: list[Recorded]) -> li
     for index, item in enumerate(parsed):
         if isinstance(item, Rejection):
             outcomes.append(
-                EventOutcome(index, "rejected", field=item.field, code=item.code, message=item.message)
+                EventOutcome(
+                    index, "rejected", field=item.field, code=item.code, message=item.message
+                )
             )
             continue
         result = next(stored)
@@ -275,13 +283,18 @@ def _batch_rejected(rejected: list[tuple[int, Rejection]]) -> InvalidInput:
         code="batch_rejected",
         param=f"events[{first_index}].{first.field}",
         details=[
-            {"index": i, "field": r.field, "code": r.code, "message": r.message} for i, r in rejected
+            {"index": i, "field": r.field, "code": r.code, "message": r.message}
+            for i, r in rejected
         ],
     )
 
 
 def _conflicts(candidates: list[Candidate], recorded: list[Recorded]) -> Conflict:
-    keys = [c.event.idempotency_key for c, r in zip(candidates, recorded, strict=True) if r.status == "conflict"]
+    keys = [
+        c.event.idempotency_key
+        for c, r in zip(candidates, recorded, strict=True)
+        if r.status == "conflict"
+    ]
     return Conflict(
         f"{len(keys)} event(s) reuse an idempotency key with a different payload; nothing was stored",
         code="idempotency_conflict",
@@ -297,4 +310,3 @@ def _replay(stored: requests.StoredResponse, request_hash: str) -> tuple[int, st
             param="Idempotency-Key",
         )
     return stored.status_code, stored.body, True
-

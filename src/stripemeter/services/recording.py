@@ -21,7 +21,7 @@ from stripemeter.store import counters, ledger
 from stripemeter.store.counters import CounterKey
 
 
-class ConcurrentInsert(Exception):  # noqa: N818 - control flow, not an error users see
+class ConcurrentInsert(Exception):  # control flow, not an error users see
     """Another transaction stored one of our keys between our read and our insert; run again."""
 
 
@@ -44,6 +44,7 @@ class Recorded:
 
 
 WindowLookup = Callable[[str, str], timedelta]  # (tenant, metric) -> lateness window
+_ACCEPTED: tuple[str, str | None] = ("accepted", None)
 
 
 async def record(
@@ -55,51 +56,67 @@ async def record(
 ) -> tuple[list[Recorded], int]:
     """Record candidates in order; returns their outcomes and how many counters changed."""
     periods: dict[datetime, Period] = {}
+    distinct: dict[tuple[str, str, str, datetime], CounterKey] = {}
     keys: list[CounterKey] = []
+    period: Period | None = None
     for cand in candidates:
-        period = period_for(cand.event.at)
-        periods.setdefault(period.start, period)
-        keys.append(CounterKey(cand.tenant_id, cand.event.metric, cand.event.customer_ref, period.start))
+        at = cand.event.at
+        # Periods partition time and depend only on the instant, so consecutive events (a batch
+        # is usually close in time) reuse the last one instead of recomputing it.
+        if period is None or not period.start <= at < period.end:
+            period = period_for(at)
+            periods.setdefault(period.start, period)
+        series_key = (cand.tenant_id, cand.event.metric, cand.event.customer_ref, period.start)
+        key = distinct.get(series_key)
+        if key is None:
+            key = distinct[series_key] = CounterKey(*series_key)
+        keys.append(key)
 
     # Lock before reading: a concurrent writer of the same counters (and so of the same derived keys)
     # then commits first, and our reads below see its rows.
-    await counters.lock(conn, keys)
+    await counters.lock(conn, distinct.values())
 
     stored: dict[tuple[str, str], ledger.StoredKey] = {}
     by_tenant: dict[str, list[str]] = {}
     for cand in candidates:
         by_tenant.setdefault(cand.tenant_id, []).append(cand.event.idempotency_key)
     for tenant_id, tenant_keys in by_tenant.items():
-        for key, found in (await ledger.find_keys(conn, tenant_id, tenant_keys)).items():
-            stored[(tenant_id, key)] = found
+        for key_text, found in (await ledger.find_keys(conn, tenant_id, tenant_keys)).items():
+            stored[(tenant_id, key_text)] = found
 
-    states: dict[CounterKey, CounterState] = await counters.load(conn, set(keys))
+    states: dict[CounterKey, CounterState] = await counters.load(conn, distinct.values())
     changed: set[CounterKey] = set()
     fresh: dict[tuple[str, str], int] = {}  # (tenant, key) -> index of the first candidate with it
     outcomes: list[tuple[str, str | None]] = []
     rows: list[dict[str, Any]] = []
+    windows: dict[tuple[str, str], timedelta] = {}
 
     for index, (cand, key) in enumerate(zip(candidates, keys, strict=True)):
         event = cand.event
-        ident = (cand.tenant_id, event.idempotency_key)
-        earlier = stored.get(ident)
+        ident_key = (cand.tenant_id, event.idempotency_key)
+        earlier = stored.get(ident_key)
         if earlier is not None:
             outcomes.append(_repeat(earlier.payload_hash, event))
             continue
-        first = fresh.get(ident)
+        first = fresh.get(ident_key)
         if first is not None:
             outcomes.append(_repeat(candidates[first].event.payload_hash, event))
             continue
-        fresh[ident] = index
+        fresh[ident_key] = index
         state = states.get(key, EMPTY)
-        verdict = judge(event.at, state.watermark, window_for(cand.tenant_id, event.metric))
+        series = (cand.tenant_id, event.metric)
+        window = windows.get(series)
+        if window is None:
+            window = windows[series] = window_for(*series)
+        verdict = judge(event.at, state.watermark, window)
         if verdict is Lateness.BEYOND_WINDOW:
-            outcomes.append(("held", verdict.value))
+            outcome: tuple[str, str | None] = ("held", verdict.value)
         else:
             states[key] = fold(state, Contribution(event.quantity, event.at, event.idempotency_key))
             changed.add(key)
-            outcomes.append(("accepted", None))
-        rows.append(_row(cand, key, outcomes[-1], now))
+            outcome = _ACCEPTED
+        outcomes.append(outcome)
+        rows.append(_row(cand, key, outcome, now))
 
     ids = await ledger.insert_events(conn, rows)
     if len(ids) != len(rows):
@@ -120,7 +137,9 @@ def _repeat(stored_hash: str, event: UsageEvent) -> tuple[str, str | None]:
     return ("conflict", "idempotency_key_reused")
 
 
-def _row(cand: Candidate, key: CounterKey, outcome: tuple[str, str | None], now: datetime) -> dict[str, Any]:
+def _row(
+    cand: Candidate, key: CounterKey, outcome: tuple[str, str | None], now: datetime
+) -> dict[str, Any]:
     event = cand.event
     return {
         "tenant_id": cand.tenant_id,
