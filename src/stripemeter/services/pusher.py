@@ -18,12 +18,13 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import structlog
+from sqlalchemy import text
 
 from stripemeter.domain.periods import BillingCycle, Period, calendar_month, period_for
 from stripemeter.domain.pushes import (
@@ -37,6 +38,7 @@ from stripemeter.domain.pushes import (
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store as store
 from stripemeter.services.stripe_accounts import StripeAccounts
+from stripemeter.store import billing
 from stripemeter.store.database import Database
 from stripemeter.stripe.accounts import StripeAccount
 from stripemeter.stripe.drivers.base import Destination, Driver, WirePush
@@ -110,6 +112,7 @@ class _Job:
     account: StripeAccount
     plan: PushPlan
     wire: WirePush
+    needs_intent: bool = False
 
 
 class Pusher:
@@ -351,6 +354,8 @@ class Pusher:
             job = await self._prepare(row, mappings, summary)
             if job is not None:
                 jobs.append(job)
+        jobs = await self._write_intents(jobs, summary)
+        confirms: list[tuple[_Job, str]] = []
         groups: dict[tuple[str, str], list[_Job]] = {}
         for job in jobs:
             groups.setdefault((job.driver.name, job.account.name), []).append(job)
@@ -358,9 +363,41 @@ class Pusher:
         for group in groups.values():
             size = group[0].driver.batch_size
             for start in range(0, len(group), size):
-                tasks.append(self._send_chunk(group[start : start + size], mappings, summary))
-        await asyncio.gather(*tasks)
+                tasks.append(self._send_chunk(group[start : start + size], confirms, summary))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # Phase two for the whole batch in one transaction: Stripe already has these pushes,
+            # so a crash before this commit only means they are re-sent and deduplicated.
+            await self._confirm_all(confirms, summary)
         return summary
+
+    async def _write_intents(self, jobs: list[_Job], summary: PushSummary) -> list[_Job]:
+        """Phase one for every new push of the batch, committed before any Stripe call."""
+        fresh = [job for job in jobs if job.needs_intent]
+        if not fresh:
+            return jobs
+        now = self.clock()
+        lost: set[int] = set()
+        async with self.db.write() as conn:
+            for job in fresh:
+                assert job.plan.stamp is not None
+                assert job.plan.identifier is not None
+                written = await store.write_intent(
+                    conn,
+                    job.row,
+                    self.owner,
+                    from_total=job.plan.from_total,
+                    to_total=job.plan.to_total,
+                    stamp=job.plan.stamp,
+                    identifier=job.plan.identifier,
+                    now=now,
+                )
+                if not written:
+                    lost.add(job.row.id)
+                    summary.add("lost_lease")
+        self._fire("after_intent")
+        return [job for job in jobs if job.row.id not in lost]
 
     async def _prepare(
         self,
@@ -392,6 +429,13 @@ class Pusher:
         async with self.db.read() as conn:
             customer = await store.get_customer(conn, mapping.tenant_id, row.customer_ref)
             target_total = await self._local_total(conn, mapping, row)
+            closed = row.pending is None and await billing.is_closed(
+                conn, row.tenant_id, row.customer_ref, row.period
+            )
+        if closed:
+            # The invoice is finalized: corrections become true-ups (reconciler), never pushes.
+            await self._finish(row, "period_closed", summary, changed_at=None, dirty=False)
+            return None
         if customer is None:
             await self._park(
                 row, "unmapped_customer: no Stripe customer for this customerRef", summary
@@ -429,24 +473,8 @@ class Pusher:
             return await self._verify(row, mappings, summary, driver, account, destination, rounds)
         assert plan.stamp is not None
         assert plan.identifier is not None
-        if plan.kind is PlanKind.SEND:
-            async with self.db.write() as conn:
-                written = await store.write_intent(
-                    conn,
-                    row,
-                    self.owner,
-                    from_total=plan.from_total,
-                    to_total=plan.to_total,
-                    stamp=plan.stamp,
-                    identifier=plan.identifier,
-                    now=now,
-                )
-            if not written:
-                summary.add("lost_lease")
-                return None
-            self._fire("after_intent")
         wire = WirePush(plan.identifier, stripe_customer, plan.value, plan.stamp, destination)
-        return _Job(row, mapping, driver, account, plan, wire)
+        return _Job(row, mapping, driver, account, plan, wire, plan.kind is PlanKind.SEND)
 
     async def _verify(
         self,
@@ -516,6 +544,31 @@ class Pusher:
             return None
         return await self._prepare(fresh, mappings, summary, rounds + 1)
 
+    def driver_for(self, mapping: store.PriceMapping, target: str) -> Driver:
+        """The driver that pushes (and reads totals) for a mapping's target."""
+        return self._driver(mapping, target)
+
+    async def destination_for(
+        self, mapping: store.PriceMapping, target: str, customer_ref: str
+    ) -> Destination | None:
+        """Where a customer's pushes of a mapping land (None: no subscription item)."""
+        shadow = target == "shadow"
+        account = (
+            (mapping.shadow_stripe_account or mapping.stripe_account)
+            if shadow
+            else mapping.stripe_account
+        )
+        if mapping.driver == "legacy":
+            item = await self._subscription_item(mapping, target, customer_ref)
+            if item is None or item.item_id is None:
+                return None
+            return Destination(account, subscription_item_id=item.item_id)
+        event_name = (
+            mapping.shadow_meter_event_name if shadow else None
+        ) or mapping.meter_event_name
+        meter_id = None if shadow and mapping.shadow_meter_event_name else mapping.meter_id
+        return Destination(account, event_name=event_name, meter_id=meter_id)
+
     def _driver(self, mapping: store.PriceMapping, target: str) -> Driver:
         name = mapping.driver
         if name == "meters" and self.default_meter_driver == "meter_stream":
@@ -525,22 +578,7 @@ class Pusher:
     async def _destination(
         self, mapping: store.PriceMapping, row: store.LogRow, stripe_customer: str
     ) -> Destination | None:
-        shadow = row.target == "shadow"
-        account = (
-            (mapping.shadow_stripe_account or mapping.stripe_account)
-            if shadow
-            else mapping.stripe_account
-        )
-        if mapping.driver == "legacy":
-            item = await self._subscription_item(mapping, row.target, row.customer_ref)
-            if item is None or item.item_id is None:
-                return None
-            return Destination(account, subscription_item_id=item.item_id)
-        event_name = (
-            mapping.shadow_meter_event_name if shadow else None
-        ) or mapping.meter_event_name
-        meter_id = None if shadow and mapping.shadow_meter_event_name else mapping.meter_id
-        return Destination(account, event_name=event_name, meter_id=meter_id)
+        return await self.destination_for(mapping, row.target, row.customer_ref)
 
     async def _local_total(
         self, conn: Any, mapping: store.PriceMapping, row: store.LogRow
@@ -557,7 +595,7 @@ class Pusher:
     # --- calling Stripe ----------------------------------------------------------------------
 
     async def _send_chunk(
-        self, jobs: list[_Job], mappings: dict[str, store.PriceMapping], summary: PushSummary
+        self, jobs: list[_Job], confirms: list[tuple[_Job, str]], summary: PushSummary
     ) -> None:
         async with self._semaphore:
             first = jobs[0]
@@ -569,12 +607,12 @@ class Pusher:
                     or first.wire.destination.subscription_item_id,
                 )
                 async with self._locks.hold(lock_key):
-                    await self._call(jobs, mappings, summary)
+                    await self._call(jobs, confirms, summary)
             else:
-                await self._call(jobs, mappings, summary)
+                await self._call(jobs, confirms, summary)
 
     async def _call(
-        self, jobs: list[_Job], mappings: dict[str, store.PriceMapping], summary: PushSummary
+        self, jobs: list[_Job], confirms: list[tuple[_Job, str]], summary: PushSummary
     ) -> None:
         first = jobs[0]
         account, driver = first.account, first.driver
@@ -612,12 +650,12 @@ class Pusher:
                 metrics.stripe_breaker_state.labels(account.name).set(int(account.breaker.state))
             if error is None:
                 self._fire("after_call")
-                await self._confirm_all(jobs, mappings, summary, "delivered")
+                confirms.extend((job, "delivered") for job in jobs)
                 return
             decision = self.policy.decide(error, attempt, _jitter())
             if decision.action is Action.DELIVERED:
                 self._fire("after_call")
-                await self._confirm_all(jobs, mappings, summary, "duplicate")
+                confirms.extend((job, "duplicate") for job in jobs)
                 return
             metrics.stripe_retries.labels(type(error).__name__).inc()
             if decision.action is Action.RETRY:
@@ -634,19 +672,22 @@ class Pusher:
                     await self._reschedule(job.row, error, summary, delay=delay)
             return
 
-    async def _confirm_all(
-        self,
-        jobs: list[_Job],
-        mappings: dict[str, store.PriceMapping],
-        summary: PushSummary,
-        result: str,
-    ) -> None:
+    async def _confirm_all(self, confirms: list[tuple[_Job, str]], summary: PushSummary) -> None:
+        if not confirms:
+            return
         now = self.clock()
         async with self.db.write() as conn:
-            for job in jobs:
+            for job, _ in confirms:
                 assert job.plan.identifier is not None
                 await store.confirm(conn, job.row.id, job.plan.identifier, now)
-        for job in jobs:
+                await store.release(
+                    conn,
+                    job.row.id,
+                    self.owner,
+                    now,
+                    changed_at=text("CASE WHEN dirty THEN changed_at ELSE NULL END"),
+                )
+        for job, result in confirms:
             metrics.stripe_pushes.labels(job.row.target, result).inc()
             summary.add(result)
             log.info(
@@ -660,23 +701,23 @@ class Pusher:
                 total=str(job.plan.to_total),
                 identifier=job.plan.identifier,
             )
-            follow = await self._again(job.row, mappings, summary, 0)
-            if follow is not None:
-                await self._call([follow], mappings, summary)
-            else:
-                await self._release_if_held(job.row)
 
     async def _renew(self, jobs: list[_Job]) -> bool:
-        until = self.clock() + self.lease_for
+        now = self.clock()
+        until = now + self.lease_for
+        if all(
+            job.row.lease_expires_at is not None
+            and job.row.lease_expires_at - now > self.lease_for / 2
+            for job in jobs
+        ):
+            return True  # claimed moments ago: no write needed yet
+        for job in jobs:
+            job.row = replace(job.row, lease_expires_at=until)
         async with self.db.write() as conn:
             results = [await store.renew_lease(conn, job.row.id, self.owner, until) for job in jobs]
         return all(results)
 
     # --- row endings -------------------------------------------------------------------------
-
-    async def _release_if_held(self, row: store.LogRow) -> None:
-        async with self.db.write() as conn:
-            await store.release(conn, row.id, self.owner, self.clock())
 
     async def _finish(
         self,
