@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -90,6 +91,24 @@ class Settings(BaseSettings):
         "meters", validation_alias=_env("STRIPEMETER_STRIPE_METER_DRIVER")
     )
     fake_stripe_port: int = Field(0, ge=0, validation_alias=_env("STRIPEMETER_FAKE_STRIPE_PORT"))
+    # Reconciliation (issue 4): schedule, tolerance, the pre-invoice gate, how long to wait for
+    # Stripe's summaries to catch up before a difference is called drift.
+    reconcile_interval_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_env("STRIPEMETER_RECONCILE_INTERVAL_SECONDS")
+    )
+    reconcile_enabled: bool = Field(True, validation_alias=_env("STRIPEMETER_RECONCILE_ENABLED"))
+    reconcile_epsilon: Decimal = Field(
+        Decimal("0.005"), ge=0, validation_alias=_env("STRIPEMETER_RECONCILE_EPSILON")
+    )
+    reconcile_recheck_seconds: float = Field(
+        5.0, ge=0, validation_alias=_env("STRIPEMETER_RECONCILE_RECHECK_SECONDS")
+    )
+    invoice_gate_policy: Literal["hold", "report"] = Field(
+        "hold", validation_alias=_env("STRIPEMETER_INVOICE_GATE_POLICY")
+    )
+    allow_self_approval: bool = Field(
+        False, validation_alias=_env("STRIPEMETER_ALLOW_SELF_APPROVAL")
+    )
     # Signs console session cookies and customer widget tokens. Unset: a random secret is generated
     # once and stored in the database, so every process on that database agrees.
     secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPEMETER_SECRET_KEY"))

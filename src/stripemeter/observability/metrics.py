@@ -88,3 +88,44 @@ stripe_oldest_unpushed_seconds = Gauge(
     "Age of the oldest counter change not yet confirmed by Stripe (0 when idle).",
     registry=registry,
 )
+
+# Reconciliation and the pre-invoice gate (issue 4). Labels carry statuses, never tenant ids.
+reconciliation_runs = Counter(
+    "stripemeter_reconciliation_runs",
+    "Reconciliation runs by trigger and outcome (completed, skipped: another worker held it).",
+    ["trigger", "outcome"],
+    registry=registry,
+)
+reconciliation_duration = Histogram(
+    "stripemeter_reconciliation_duration_seconds",
+    "Time one reconciliation run took.",
+    registry=registry,
+)
+reconciliation_results = Counter(
+    "stripemeter_reconciliation_results",
+    "Report rows written, by status: ok, drift, pending, unmapped, error.",
+    ["status"],
+    registry=registry,
+)
+reconciliation_open_drift = Gauge(
+    "stripemeter_reconciliation_drift_rows",
+    "Current report rows in status drift after the latest run (all tenants).",
+    registry=registry,
+)
+reconciliation_max_drift_pct = Gauge(
+    "stripemeter_reconciliation_max_drift_ratio",
+    "Largest relative drift among current drift rows (0.01 = 1 %).",
+    registry=registry,
+)
+invoice_gate = Counter(
+    "stripemeter_invoice_gate",
+    "Draft invoices checked before finalization, by result: ok, held, released, mismatch.",
+    ["result"],
+    registry=registry,
+)
+webhook_events = Counter(
+    "stripemeter_webhook_events",
+    "Stripe webhook deliveries by result: accepted, duplicate, rejected, handled, failed.",
+    ["result"],
+    registry=registry,
+)
