@@ -109,13 +109,18 @@ async def customer_page(request: Request) -> Response:
                 interval=("day", None), now=now,
             )  # fmt: skip
         except StripeMeterError as exc:
-            charts_by_metric[metric.metric] = exc.message
+            charts_by_metric[metric.metric] = {"error": exc.message}
             continue
         values = [b.state.value(history.aggregation) for b in history.buckets]
         labels = [b.label.strftime("%b %d") for b in history.buckets]
-        charts_by_metric[metric.metric] = charts.area(
-            labels, values, title=f"{metric.metric} per day", label_every=max(len(labels) // 6, 1)
-        )
+        charts_by_metric[metric.metric] = {
+            "chart": charts.area(
+                labels,
+                values,
+                title=f"{metric.metric} per day",
+                label_every=max(len(labels) // 6, 1),
+            )
+        }
     projection: dict[str, Any] | None = None
     projection_error: str | None = None
     try:
