@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from stripemeter.stripe.fake import billing, catalog, legacy, meters, v2
+from stripemeter.stripe.fake import billing, catalog, invoice_items, legacy, meters, v2
 from stripemeter.stripe.fake.clock import FakeClock
 from stripemeter.stripe.fake.context import RequestContext
 from stripemeter.stripe.fake.control import Control
@@ -143,7 +143,14 @@ def create_app(
         webhooks=WebhookDispatcher(webhook_url, webhook_secret, control.webhook_duplicates),
         state_file=state_file,
     )
-    app = Starlette(routes=[*control_routes(runtime), *_stripe_routes(runtime)])
+    app = Starlette(
+        routes=[
+            *control_routes(runtime),
+            # Invoice items, credit notes and refreshing drafts; before the routes they wrap.
+            *invoice_items.routes(runtime),
+            *_stripe_routes(runtime),
+        ]
+    )
     app.add_exception_handler(404, lambda request, exc: not_found(request))
     app.add_exception_handler(405, lambda request, exc: not_found(request))
     app.state.runtime = runtime
