@@ -373,7 +373,7 @@ class Reconciler:
                 fresh = await sync_store.get_log_row(conn, int(row["id"]))
                 row = None if fresh is None else {**row, **_row_state(fresh)}
             aggregation = Aggregation(mapping.aggregation) if mapping else Aggregation.SUM
-            local = await _local_total(conn, key, aggregation)
+            local = await local_total(conn, key, aggregation)
             customer = await sync_store.get_customer(conn, key.tenant_id, key.customer_ref)
             closed = await billing.is_closed(conn, key.tenant_id, key.customer_ref, key.period)
             trued_up = await billing.trued_up_quantity(
@@ -620,7 +620,7 @@ def _row_state(row: sync_store.LogRow) -> dict[str, Any]:
     }
 
 
-async def _local_total(conn: Any, key: store.ReportKey, aggregation: Aggregation) -> Decimal:
+async def local_total(conn: Any, key: store.ReportKey, aggregation: Aggregation) -> Decimal:
     """The counter's billing value (calendar months), else folded from the ledger."""
     if calendar_month(key.period.start) == key.period:
         return await sync_store.counter_total(

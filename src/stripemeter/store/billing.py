@@ -252,3 +252,42 @@ async def count_true_ups(conn: AsyncConnection, tenant_id: str) -> int:
         await conn.execute(select(func.count()).where(true_ups.c.tenant_id == tenant_id))
     ).scalar()
     return int(value or 0)
+
+
+async def customers_for_stripe_id(
+    conn: AsyncConnection, stripe_customer_id: str, tenant_id: str | None
+) -> list[tuple[str, str]]:
+    """(tenant, customerRef) pairs mapped to a Stripe customer (within one tenant when given)."""
+    from stripemeter.store.tables import customer_mappings
+
+    query = select(customer_mappings.c.tenant_id, customer_mappings.c.customer_ref).where(
+        customer_mappings.c.stripe_customer_id == stripe_customer_id
+    )
+    if tenant_id is not None:
+        query = query.where(customer_mappings.c.tenant_id == tenant_id)
+    return [(r[0], r[1]) for r in await conn.execute(query)]
+
+
+async def held_invoices(conn: AsyncConnection, limit: int) -> list[RowMapping]:
+    """Parity records still holding their invoice."""
+    rows = await conn.execute(
+        select(invoice_parity).where(invoice_parity.c.status == "held").limit(limit)
+    )
+    return list(rows.mappings())
+
+
+async def closed_period_invoice(
+    conn: AsyncConnection, tenant_id: str, customer_ref: str, period_start: datetime
+) -> str | None:
+    """The finalized invoice of a closed period."""
+    row = (
+        await conn.execute(
+            select(closed_periods.c.invoice_id).where(
+                closed_periods.c.tenant_id == tenant_id,
+                closed_periods.c.customer_ref == customer_ref,
+                closed_periods.c.period_start <= period_start,
+                closed_periods.c.period_end > period_start,
+            )
+        )
+    ).first()
+    return row[0] if row else None
