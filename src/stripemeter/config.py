@@ -112,6 +112,40 @@ class Settings(BaseSettings):
     # Signs console session cookies and customer widget tokens. Unset: a random secret is generated
     # once and stored in the database, so every process on that database agrees.
     secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPEMETER_SECRET_KEY"))
+    # Alerts (docs/alerts.md): the evaluation loop, notification delivery, and e-mail over SMTP.
+    alerts_enabled: bool = Field(True, validation_alias=_env("STRIPEMETER_ALERTS_ENABLED"))
+    alerts_interval_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("STRIPEMETER_ALERTS_INTERVAL_SECONDS")
+    )
+    alerts_delivery_interval_seconds: float = Field(
+        2.0, gt=0, validation_alias=_env("STRIPEMETER_ALERTS_DELIVERY_INTERVAL_SECONDS")
+    )
+    alerts_delivery_max_attempts: int = Field(
+        8, ge=1, validation_alias=_env("STRIPEMETER_ALERTS_DELIVERY_MAX_ATTEMPTS")
+    )
+    alerts_delivery_backoff_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("STRIPEMETER_ALERTS_DELIVERY_BACKOFF_SECONDS")
+    )
+    alerts_delivery_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("STRIPEMETER_ALERTS_DELIVERY_TIMEOUT_SECONDS")
+    )
+    # Off: webhooks and Slack URLs that resolve to private, loopback or link-local addresses are
+    # refused (SSRF guard). Turn on only where alert receivers live on a private network.
+    alerts_allow_private_targets: bool = Field(
+        False, validation_alias=_env("STRIPEMETER_ALERTS_ALLOW_PRIVATE_TARGETS")
+    )
+    smtp_host: str | None = Field(None, validation_alias=_env("STRIPEMETER_SMTP_HOST"))
+    smtp_port: int = Field(587, ge=1, le=65535, validation_alias=_env("STRIPEMETER_SMTP_PORT"))
+    smtp_username: str | None = Field(None, validation_alias=_env("STRIPEMETER_SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(
+        None, validation_alias=_env("STRIPEMETER_SMTP_PASSWORD")
+    )
+    smtp_from: str = Field("stripemeter@localhost", validation_alias=_env("STRIPEMETER_SMTP_FROM"))
+    smtp_starttls: bool = Field(True, validation_alias=_env("STRIPEMETER_SMTP_STARTTLS"))
+    smtp_ssl: bool = Field(False, validation_alias=_env("STRIPEMETER_SMTP_SSL"))
+    smtp_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("STRIPEMETER_SMTP_TIMEOUT_SECONDS")
+    )
 
     @property
     def lateness_window(self) -> timedelta:

@@ -13,11 +13,14 @@ from fastapi import FastAPI
 from stripemeter._version import __version__
 from stripemeter.api import errors
 from stripemeter.api.middleware import RequestContext
-from stripemeter.api.routes import events, ops
+from stripemeter.api.routes import alerts as alerts_api
+from stripemeter.api.routes import events, limits, ops
 from stripemeter.api.routes import widget as widget_tokens_api
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
 from stripemeter.observability import metrics
+from stripemeter.services.alert_delivery import DeliveryOptions, SmtpConfig
+from stripemeter.services.alerts import AlertService
 from stripemeter.services.app_secret import AppSecret
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.console import ConsoleOverview
@@ -52,6 +55,7 @@ class Services:
     widget_tokens: WidgetTokenService = field(init=False)
     console_sessions: ConsoleSessions = field(init=False)
     console: ConsoleOverview = field(init=False)
+    alerts: AlertService = field(init=False)
 
     def __post_init__(self) -> None:
         self.pricing = PricingServices.build(self.settings, self.db, self.catalog)
@@ -63,6 +67,9 @@ class Services:
         self.widget_tokens = WidgetTokenService(self.app_secret)
         self.console_sessions = ConsoleSessions(self.db, self.app_secret, self.keys)
         self.console = ConsoleOverview(self.db)
+        self.alerts = _build_alerts(self.settings, self.db, self.catalog, self.pricing)
+        if hasattr(self.ingest, "alert_hooks"):  # once ingest calls the hooks (docs/alerts.md)
+            self.ingest.alert_hooks = self.alerts.hooks
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
@@ -91,11 +98,13 @@ class Services:
         self.ingest.start()
         self.housekeeping.start()
         await self.stripe_sync.start()
+        self.alerts.start()
         self._running = True
 
     async def stop(self) -> None:
         """Finish queued work and release connections."""
         self._running = False
+        await self.alerts.stop()
         await self.stripe_sync.stop()
         await self.housekeeping.stop()
         await self.ingest.stop()
@@ -108,6 +117,37 @@ class Services:
     def ingest_timer(self) -> AbstractContextManager[Any]:
         """Times one ingest request into the latency histogram."""
         return metrics.ingest_latency.time()
+
+
+def _build_alerts(
+    settings: Settings, db: Database, catalog: MetricCatalog, pricing: PricingServices
+) -> AlertService:
+    """The alert services for these settings."""
+    password = settings.smtp_password
+    return AlertService(
+        db,
+        catalog,
+        pricing.projection,
+        interval=settings.alerts_interval_seconds,
+        enabled=settings.alerts_enabled,
+        delivery=DeliveryOptions(
+            max_attempts=settings.alerts_delivery_max_attempts,
+            backoff_base=settings.alerts_delivery_backoff_seconds,
+            timeout=settings.alerts_delivery_timeout_seconds,
+            allow_private=settings.alerts_allow_private_targets,
+            interval=settings.alerts_delivery_interval_seconds,
+        ),
+        smtp=SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            sender=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            use_ssl=settings.smtp_ssl,
+            timeout=settings.smtp_timeout_seconds,
+        ),
+    )
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -149,6 +189,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(__import__("stripemeter.api.routes.customers", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.pushes", fromlist=["_"]).router)
     app.include_router(widget_tokens_api.router)
+    app.include_router(alerts_api.router)
+    app.include_router(limits.router)
     app.include_router(assets.router)
     app.include_router(admin.router)
     app.include_router(customers.router)

@@ -129,3 +129,21 @@ webhook_events = Counter(
     ["result"],
     registry=registry,
 )
+alert_evaluations = Counter(
+    "stripemeter_alert_evaluations",
+    "Alert rules evaluated, by rule type and trigger (loop, ingest, manual, error).",
+    ["rule_type", "trigger"],
+    registry=registry,
+)
+alert_transitions = Counter(
+    "stripemeter_alert_transitions",
+    "Alert state transitions, by rule type and transition.",
+    ["rule_type", "transition"],
+    registry=registry,
+)
+alert_deliveries = Counter(
+    "stripemeter_alert_deliveries",
+    "Alert notification attempts, by channel and result (delivered, retry, failed).",
+    ["channel", "result"],
+    registry=registry,
+)
