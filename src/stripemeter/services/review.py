@@ -16,7 +16,7 @@ from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fo
 from stripemeter.domain.errors import Conflict, InvalidInput, NotFound
 from stripemeter.domain.periods import period_for
 from stripemeter.services.read_params import decode_cursor, encode_cursor
-from stripemeter.store import adjustments, audit, counters, ledger
+from stripemeter.store import adjustments, audit, billing, counters, ledger
 from stripemeter.store.counters import CounterKey
 from stripemeter.store.database import Database
 
@@ -24,6 +24,7 @@ MAX_NOTE_LENGTH = 2000
 APPROVAL_REASON = "held_event"  # the adjustment reason of an approved held event
 REVIEW_STATUSES = ("pending", "approved", "dismissed")
 _CURSOR_KIND = "held"
+MAX_PERIODS_AHEAD = 24  # months searched for the next open period of a period_closed event
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +173,13 @@ class ReviewService:
         try:
             async with self._db.write() as conn:
                 event = await self._pending(conn, tenant_id, event_id)
-                key = _target_key(tenant_id, event)
+                key = await _booking_key(conn, tenant_id, event)
                 # Lock, then re-read: a concurrent decision on PostgreSQL commits before we look again.
                 await counters.lock(conn, [key])
                 event = await self._pending(conn, tenant_id, event_id)
+                # An event of an invoiced period is a pure correction of the next open period: it
+                # carries no event time there (replay folds it as a sum-only adjustment too).
+                true_up = key.period_start != event.period_start
                 adjustment_id = await adjustments.insert_adjustment(
                     conn,
                     key,
@@ -184,14 +188,19 @@ class ReviewService:
                     status="approved",
                     note=note,
                     event_id=event.id,
-                    event_ts=event.at,
+                    event_ts=None if true_up else event.at,
                     actor=actor,
                     now=now,
                 )
                 stored = await counters.load(conn, [key])
                 state = fold(
                     stored.get(key, EMPTY),
-                    Contribution(event.quantity, event.at, event.idempotency_key),
+                    Contribution(
+                        event.quantity,
+                        event.at,
+                        event.idempotency_key,
+                        counts_as_event=not true_up,
+                    ),
                 )
                 await counters.save(conn, {key: (period_for(key.period_start), state)}, now)
                 await adjustments.insert_review(
@@ -292,12 +301,27 @@ def _cursor_position(cursor: str, kind: str) -> int:
 
 
 def _target_key(tenant_id: str, event: HeldEvent) -> CounterKey:
-    """The counter an approved event is folded into: its own period's.
-
-    A ``period_closed`` hold belongs in the next open period instead (a true-up); that path arrives
-    with invoice finalisation (issue 4) and will branch here.
-    """
+    """The counter of the event's own period."""
     return CounterKey(tenant_id, event.metric, event.customer_ref, event.period_start)
+
+
+async def _booking_key(conn: AsyncConnection, tenant_id: str, event: HeldEvent) -> CounterKey:
+    """The counter an approved event is folded into: its own period's, unless that is invoiced.
+
+    A ``period_closed`` hold (or any event whose period's invoice is finalized by now) is booked
+    into the customer's next open period: a true-up on the next invoice, never a silent change.
+    """
+    own = _target_key(tenant_id, event)
+    period = period_for(event.period_start)
+    if event.reason != "period_closed" and not await billing.is_closed(
+        conn, tenant_id, event.customer_ref, period
+    ):
+        return own
+    for _ in range(MAX_PERIODS_AHEAD):
+        period = period_for(period.end)
+        if not await billing.is_closed(conn, tenant_id, event.customer_ref, period):
+            break
+    return CounterKey(tenant_id, event.metric, event.customer_ref, period.start)
 
 
 def _already_reviewed(event_id: int, decision: str | None = None) -> Conflict:
