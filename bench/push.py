@@ -24,9 +24,9 @@ import platform
 import secrets
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +40,6 @@ from pydantic import SecretStr
 from stripemeter.api.app import Services, create_app
 from stripemeter.config import Settings
 from stripemeter.store.migrate import upgrade
-from stripemeter.stripe.fake.server import build_server
 
 LIVE_KEY = "sk_live_bench"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -53,14 +52,22 @@ def _free_port() -> int:
         return port
 
 
-def start_fake() -> tuple[str, Any]:
-    """The fake Stripe on a free port, in a thread."""
+def start_fake() -> tuple[str, subprocess.Popen[bytes]]:
+    """``stripemeter fake-stripe`` on a free port, in its own process (as Stripe is remote)."""
     port = _free_port()
-    server = build_server("127.0.0.1", port)
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("stripemeter")), "fake-stripe", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(500):
+        try:
+            httpx.get(url + "/_control/clock", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.02)
+    return url, process
 
 
 def database(backend: str) -> str:
@@ -84,7 +91,7 @@ def _ts(offset_s: float = 0) -> str:
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     fake_url, server = start_fake()
-    ctl = httpx.Client(base_url=fake_url, headers={"Authorization": f"Bearer {LIVE_KEY}"})
+    ctl = httpx.AsyncClient(base_url=fake_url, headers={"Authorization": f"Bearer {LIVE_KEY}"})
     settings = Settings(
         database_url=url,
         log_level="WARNING",
@@ -105,14 +112,15 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             headers={"Authorization": f"Bearer {key.key}"},
             timeout=120,
         ) as api:
-            ctl.post(
+            created = await ctl.post(
                 "/v1/billing/meters",
                 data={
                     "display_name": "api",
                     "event_name": "api_calls",
                     "default_aggregation[formula]": "sum",
                 },
-            ).raise_for_status()
+            )
+            created.raise_for_status()
             await api.post(
                 "/v1/mappings",
                 json={"metric": "api_calls", "aggregation": "sum", "meterEventName": "api_calls"},
@@ -137,7 +145,10 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
             # 1. customers/s pushed by one flush.
             await ingest(
-                [{"metric": "api_calls", "customerRef": r, "quantity": 1, "ts": _ts()} for r in refs]
+                [
+                    {"metric": "api_calls", "customerRef": r, "quantity": 1, "ts": _ts()}
+                    for r in refs
+                ]
             )
             started = time.perf_counter()
             summary = (await api.post("/v1/pushes/flush", json={})).json()
@@ -146,7 +157,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             results["customers_per_second"] = summary["results"].get("delivered", 0) / elapsed
 
             # 2. Stripe calls per 10,000 events with the loop running.
-            before = len(ctl.get("/_control/requests", params={"path": "/v1/billing/meter_events"}).json()["requests"])
+            before = await _meter_event_calls(ctl)
             services.stripe_sync.pusher.start()
             events = [
                 {
@@ -161,7 +172,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             await ingest(events)
             results["ingest_seconds"] = time.perf_counter() - ingest_started
             await _wait_idle(api)
-            after = len(ctl.get("/_control/requests", params={"path": "/v1/billing/meter_events"}).json()["requests"])
+            after = await _meter_event_calls(ctl)
             results["calls_per_10k_events"] = after - before
 
             # 3. ingest → confirmed latency with the loop running.
@@ -171,7 +182,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 rows = (await api.get("/v1/pushes", params={"customerRef": ref})).json()["data"]
                 pushes_before = rows[0]["pushes"]
                 t0 = time.perf_counter()
-                await ingest([{"metric": "api_calls", "customerRef": ref, "quantity": 1, "ts": _ts()}])
+                await ingest(
+                    [{"metric": "api_calls", "customerRef": ref, "quantity": 1, "ts": _ts()}]
+                )
                 while True:
                     rows = (await api.get("/v1/pushes", params={"customerRef": ref})).json()["data"]
                     if rows[0]["pushes"] > pushes_before and rows[0]["status"] == "ok":
@@ -181,9 +194,15 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             results["latency_p50"] = statistics.median(latencies)
             results["latency_max"] = max(latencies)
             await services.stripe_sync.pusher.stop()
-    server.should_exit = True
-    ctl.close()
+    server.terminate()
+    server.wait()
+    await ctl.aclose()
     return results
+
+
+async def _meter_event_calls(ctl: httpx.AsyncClient) -> int:
+    response = await ctl.get("/_control/requests", params={"path": "/v1/billing/meter_events"})
+    return len(response.json()["requests"])
 
 
 async def _wait_idle(api: httpx.AsyncClient) -> None:
@@ -223,7 +242,7 @@ def main() -> None:
         if "## Push" not in text:
             text += (
                 "\n## Push\n\n"
-                f"`python bench/push.py` ({platform.machine()}, Python "
+                f"`python bench/push.py` (fake Stripe in its own process; {platform.machine()}, Python "
                 f"{sys.version.split()[0]}): the pusher against the fake Stripe over loopback HTTP, "
                 "rate limit 1,000 calls/s (Stripe's live default). One flush pushes every "
                 "customer once; then 10,000 events over the same customers are ingested while the "
