@@ -31,6 +31,7 @@ from stripemeter.client._exceptions import (
     ValidationError,
 )
 from stripemeter.client._models import (
+    Entitlement,
     Event,
     EventError,
     EventRecord,
@@ -53,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "ClientClosedError",
     "ConflictError",
+    "Entitlement",
     "Event",
     "EventError",
     "EventRecord",

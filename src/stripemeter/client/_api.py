@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from stripemeter.client._base import query, wire_fields
 from stripemeter.client._models import (
+    Entitlement,
     EventRecord,
     Projection,
     Resource,
@@ -112,6 +113,12 @@ def get_projection(
         _with_tenant(tenant_id, {}),
         body,
     )
+
+
+def check_entitlement(tenant_id: str | None, customer_ref: str, metric: str) -> Call[Entitlement]:
+    """``GET /v1/entitlements``."""
+    params = query(customerRef=customer_ref, metric=metric)
+    return Call("GET", "/v1/entitlements", Entitlement.from_json, _with_tenant(tenant_id, params))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from stripemeter.client._exceptions import (
     ValidationError,
 )
 from stripemeter.client._models import (
+    Entitlement,
     Event,
     EventRecord,
     EventResult,
@@ -502,6 +503,24 @@ class StripeMeterClient(BaseClient):
             interval=interval,
         )
         return self._call(call, timeout=timeout)
+
+    def check_entitlement(
+        self,
+        customer_ref: str | None = None,
+        metric: str | None = None,
+        *,
+        timeout: TimeoutSetting | UseClientDefault = USE_CLIENT_DEFAULT,
+        retry: Retry | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    ) -> Entitlement:
+        """Whether the customer may use more of ``metric`` now (false once a hard cap is reached).
+
+        Call it before starting work the customer would be billed for; the answer is truthy when
+        allowed and carries the current value, the cap and what remains.
+        """
+        if not metric:
+            raise ValueError("metric is required")
+        call = api.check_entitlement(self.tenant_id, self._ref(customer_ref), metric)
+        return self._call(call, timeout=timeout, retry=retry)
 
     def get_projection(
         self,

@@ -481,6 +481,45 @@ class Projection:
 
 
 @dataclass(frozen=True, slots=True)
+class Entitlement:
+    """Whether a customer may use more of a metric now (``GET /v1/entitlements``).
+
+    ``allowed`` is false once the period's value reached a hard cap; ``hard_cap`` and ``remaining``
+    are None when no hard cap applies, ``limit`` is the customer's configured limit (if any).
+    """
+
+    customer_ref: str
+    metric: str
+    allowed: bool
+    value: Decimal
+    hard_cap: Decimal | None = None
+    remaining: Decimal | None = None
+    limit: Decimal | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Entitlement:
+        """Parse the response body."""
+        return cls(
+            customer_ref=str(data.get("customerRef", "")),
+            metric=str(data.get("metric", "")),
+            allowed=bool(data.get("allowed", True)),
+            value=_dec(data.get("value")),
+            hard_cap=_opt_decimal(data.get("hardCap")),
+            remaining=_opt_decimal(data.get("remaining")),
+            limit=_opt_decimal(data.get("limit")),
+            period_start=_opt_time(data.get("periodStart")),
+            period_end=_opt_time(data.get("periodEnd")),
+            raw=data,
+        )
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """An event as stored in the ledger (``GET /v1/events``)."""
 
