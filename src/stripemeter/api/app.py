@@ -13,8 +13,16 @@ from fastapi import FastAPI
 from stripemeter._version import __version__
 from stripemeter.api import errors
 from stripemeter.api.middleware import RequestContext
+from stripemeter.api.routes import (
+    adjustments_api,
+    backfill_api,
+    events,
+    limits,
+    ops,
+    reconciliation_api,
+    webhooks_api,
+)
 from stripemeter.api.routes import alerts as alerts_api
-from stripemeter.api.routes import events, limits, ops
 from stripemeter.api.routes import widget as widget_tokens_api
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
@@ -29,6 +37,7 @@ from stripemeter.services.housekeeping import Housekeeping
 from stripemeter.services.ingest import IngestService
 from stripemeter.services.keys import KeyService
 from stripemeter.services.pricing import PricingServices
+from stripemeter.services.reconciliation import Reconciliation
 from stripemeter.services.stripe_sync import StripeSync
 from stripemeter.services.widget_tokens import WidgetTokenService
 from stripemeter.store.database import Database
@@ -51,6 +60,7 @@ class Services:
     _running: bool = False
     pricing: PricingServices = field(init=False)
     stripe_sync: StripeSync = field(init=False)
+    reconciliation: Reconciliation = field(init=False)
     app_secret: AppSecret = field(init=False)
     widget_tokens: WidgetTokenService = field(init=False)
     console_sessions: ConsoleSessions = field(init=False)
@@ -60,6 +70,13 @@ class Services:
     def __post_init__(self) -> None:
         self.pricing = PricingServices.build(self.settings, self.db, self.catalog)
         self.stripe_sync = StripeSync(self.settings, self.db)
+        self.reconciliation = Reconciliation(
+            self.settings,
+            self.db,
+            self.stripe_sync,
+            price_updated=self.pricing.stripe.price_updated,
+            run_loop=self.settings.reconcile_enabled and self.settings.push_enabled,
+        )
         configured = self.settings.secret_key
         self.app_secret = AppSecret(
             self.db, configured.get_secret_value() if configured is not None else None
@@ -188,6 +205,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(__import__("stripemeter.api.routes.mappings", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.customers", fromlist=["_"]).router)
     app.include_router(__import__("stripemeter.api.routes.pushes", fromlist=["_"]).router)
+    app.include_router(reconciliation_api.router)
+    app.include_router(webhooks_api.router)
+    app.include_router(adjustments_api.router)
+    app.include_router(backfill_api.router)
     app.include_router(widget_tokens_api.router)
     app.include_router(alerts_api.router)
     app.include_router(limits.router)

@@ -10,6 +10,7 @@ import typer
 from stripemeter.cli.common import DatabaseOption, err_console, load_settings
 from stripemeter.observability import logging as logs
 from stripemeter.services.pusher import crash_hook_from_env
+from stripemeter.services.reconciliation import Reconciliation
 from stripemeter.services.stripe_sync import StripeSync
 from stripemeter.store import migrate as migrations
 from stripemeter.store.database import Database
@@ -48,13 +49,18 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        # The reconciler's schedule and the webhook recovery sweep share the worker; advisory
+        # locks keep several workers from running the same reconciliation at once.
+        reconciliation = Reconciliation(settings, db, sync)
         await sync.start()
+        await reconciliation.start()
         err_console.print(
             f"worker {sync.pusher.owner} pushing every {settings.push_interval_seconds}s"
         )
         try:
             await stop.wait()
         finally:
+            await reconciliation.stop()
             await sync.stop()
             await db.dispose()
 
