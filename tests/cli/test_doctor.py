@@ -17,17 +17,22 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(scope="module")
 def doctor_runs(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Run every doctor case side by side; each test reads its own."""
+    """Every doctor case: the healthy ones and one problem as processes, the rest in-process."""
     scratch = tmp_path_factory.mktemp("doctor")
     stripe = {"STRIPE_API_BASE": cli.stripe_url, "STRIPE_SECRET_KEY": STRIPE_KEY}
     with postgres_database("sm_doc") as migrated, postgres_database("sm_doc") as empty:
         upgrade(migrated)
-        cases = {
+        processes = {
             "sqlite": {},
             "postgres": {"DATABASE_URL": migrated, **stripe,
                          "STRIPE_WEBHOOK_SECRET": "whsec_cli_tests"},
-            "scheme": {"DATABASE_URL": "mysql://root@127.0.0.1/stripemeter"},
             "unmigrated": {"DATABASE_URL": empty},
+        }  # fmt: skip
+        calls = [(["doctor", "--json"], {"env": env}) for env in processes.values()]
+        results: dict[str, Any] = dict(zip(processes, cli.run_many(calls), strict=True))
+        results["human"] = cli.invoke("doctor", env=processes["unmigrated"])
+        in_process = {
+            "scheme": {"DATABASE_URL": "mysql://root@127.0.0.1/stripemeter"},
             "no database": {"DATABASE_URL": pg_url("sm_doc_does_not_exist")},
             "no file": {"DATABASE_URL": f"sqlite:///{scratch / 'missing.db'}"},
             "stripe down": {"STRIPE_API_BASE": "http://127.0.0.1:9", "STRIPE_SECRET_KEY":
@@ -35,10 +40,8 @@ def doctor_runs(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
             "bad key": {**stripe, "STRIPE_SECRET_KEY": "pk_test_publishable"},
             "settings": {"STRIPEMETER_PORT": "not-a-port"},
         }  # fmt: skip
-        runs = cli.run_many([(["doctor", "--json"], {"env": env}) for env in cases.values()])
-        human = cli.run("doctor", env=cases["unmigrated"])
-    results: dict[str, Any] = dict(zip(cases, runs, strict=True))
-    results["human"] = human
+        for name, env in in_process.items():
+            results[name] = cli.invoke("doctor", "--json", env=env)
     return results
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+from stripemeter import StripeMeterClient
 from tests.cli.conftest import Cli
 
 
@@ -31,8 +33,10 @@ def test_a_json_file_is_counted_and_a_second_run_is_all_duplicates(
     second = cli.json("ingest", str(path))
     assert (first["accepted"], first["duplicates"], first["problems"]) == (2, 0, [])
     assert (second["accepted"], second["duplicates"]) == (0, 2)
-    usage = cli.json("usage", "cus_json")
-    assert usage["metrics"][0]["value"] == 7.5
+    with StripeMeterClient(api_url=cli.url, api_key=cli.key, spool=False) as client:
+        metric = client.get_usage("cus_json").get("api_calls")
+    assert metric is not None
+    assert metric.current == Decimal("7.5")
 
 
 def test_jsonl_from_stdin_reports_rejected_events_with_their_line(cli: Cli) -> None:
@@ -62,7 +66,7 @@ def test_csv_with_meta_columns_in_small_batches(cli: Cli, tmp_path: Path) -> Non
     assert done.returncode == 1, done.stderr
     assert "6 events sent: 5 accepted" in done.stdout
     assert re.search(r"5\s+│\s+7\s+│\s+rejected\s+│\s+quantity", done.stdout), done.stdout
-    events = cli.json("events", "list", "--customer", "cus_csv")
+    events = cli.json("events", "list", "--customer", "cus_csv", in_process=True)
     assert len(events) == 5
     assert {e["meta"]["region"] for e in events} == {"eu"}
     assert sorted(e["quantity"] for e in events) == [1, 2, 3, 4, 5]
@@ -70,12 +74,15 @@ def test_csv_with_meta_columns_in_small_batches(cli: Cli, tmp_path: Path) -> Non
 
 def test_events_document_and_conflicting_keys(cli: Cli, tmp_path: Path) -> None:
     """``{"events": [...]}`` works; a key re-used with another payload is a conflict (exit 1)."""
+    with StripeMeterClient(api_url=cli.url, api_key=cli.key, spool=False) as client:
+        client.ingest([{"metric": "api_calls", "customer_ref": "cus_doc", "quantity": 1,
+                        "idempotency_key": "doc-1"}])  # fmt: skip
     path = tmp_path / "doc.json"
-    path.write_text(json.dumps({"events": [event("cus_doc", 1, idempotencyKey="doc-1")]}))
-    cli.json("ingest", str(path))
-    path.write_text(json.dumps({"events": [event("cus_doc", 9, idempotencyKey="doc-1")]}))
-    report = cli.json("ingest", str(path), code=1)
-    assert report["conflicts"] == 1
+    path.write_text(
+        json.dumps({"events": [event("cus_doc", 9, idempotencyKey="doc-1"), event("cus_doc", 2)]})
+    )
+    report = cli.json("ingest", str(path), code=1, in_process=True)
+    assert (report["accepted"], report["conflicts"]) == (1, 1)
     assert report["problems"][0]["status"] == "conflict"
     assert report["problems"][0]["idempotencyKey"] == "doc-1"
 
@@ -88,21 +95,17 @@ def test_usage_errors_and_unreachable_server_exit_2(cli: Cli, tmp_path: Path) ->
     bad.write_text("[{not json")
     unknown_column = tmp_path / "bad.csv"
     unknown_column.write_text("metric,customer,qty\napi_calls,c,1\n")
-    results = cli.run_many(
-        [
-            (["ingest", str(bad)], {}),
-            (["ingest", str(unknown_column)], {}),
-            (["ingest", str(tmp_path / "missing.json")], {}),
-            (["ingest", str(good)], {"env": {"STRIPEMETER_API_KEY": ""}}),
-            (["ingest", str(good)], {"env": {"STRIPEMETER_API_KEY": "sm_live_unknown"}}),
-            (["ingest", str(good), "--url", "http://127.0.0.1:9", "--retries", "0"], {}),
-        ]
-    )
-    assert [r.returncode for r in results] == [2] * 6, [r.stderr for r in results]
-    messages = [r.stderr for r in results]
-    assert "not valid JSON" in messages[0]
-    assert "unknown CSV column 'customer'" in messages[1]
-    assert "cannot read" in messages[2]
-    assert "API key is required" in messages[3]
-    assert "refused the key" in messages[4]
-    assert "cannot reach http://127.0.0.1:9" in messages[5]
+    no_server = cli.run("ingest", str(good), "--url", "http://127.0.0.1:9", "--retries", "0")
+    assert no_server.returncode == 2
+    assert "cannot reach http://127.0.0.1:9" in no_server.stderr
+    cases = [
+        (["ingest", str(bad)], {}, "not valid JSON"),
+        (["ingest", str(unknown_column)], {}, "unknown CSV column 'customer'"),
+        (["ingest", str(tmp_path / "missing.json")], {}, "cannot read"),
+        (["ingest", str(good)], {"STRIPEMETER_API_KEY": ""}, "API key is required"),
+        (["ingest", str(good)], {"STRIPEMETER_API_KEY": "sm_live_unknown"}, "refused the key"),
+    ]
+    for args, env, message in cases:
+        done = cli.invoke(*args, env=env)
+        assert done.returncode == 2, done.stdout
+        assert message in done.stderr

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.support import ServerProcess, create_key, migrate
+from tests.acceptance.support import ServerProcess
+from tests.cli.conftest import prepare_database
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_TIMEOUT = 60.0
@@ -23,8 +24,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     """Run every example once against ``stripemeter serve`` (SQLite, embedded FAKE Stripe)."""
     cwd = tmp_path_factory.mktemp("examples")
     database_url = f"sqlite:///{cwd / 'examples.db'}"
-    migrate(database_url, cwd)
-    key = create_key(database_url, cwd, "examples")
+    key = prepare_database(database_url, "examples")
     server = ServerProcess(database_url, cwd)
     try:
         server.wait_ready()
