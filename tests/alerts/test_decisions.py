@@ -100,7 +100,8 @@ class TestNotificationTiming:
         for minute in range(1, 10):
             assert decide(state, D(15), policy, T0 + timedelta(minutes=minute)).transition is None
         escalated = decide(state, D(25), policy, T0 + timedelta(minutes=10))
-        assert escalated.transition is Transition.ESCALATED and escalated.notify
+        assert escalated.transition is Transition.ESCALATED
+        assert escalated.notify
         assert escalated.state.status is AlertStatus.TRIGGERED
 
     def test_only_a_triggered_alert_can_be_acknowledged(self) -> None:
@@ -115,12 +116,14 @@ class TestNotificationTiming:
         policy = Policy((D(10),))
         state = snooze(AlertState(), T0 + timedelta(hours=1), T0).state
         fired = decide(state, D(20), policy, T0 + timedelta(minutes=5))
-        assert fired.transition is Transition.TRIGGERED and not fired.notify
+        assert fired.transition is Transition.TRIGGERED
+        assert not fired.notify
         assert fired.state.notify_pending
         quiet = decide(fired.state, D(20), policy, T0 + timedelta(minutes=30))
         assert quiet.transition is None
         reminded = decide(fired.state, D(20), policy, T0 + timedelta(hours=2))
-        assert reminded.transition is Transition.REMINDED and reminded.notify
+        assert reminded.transition is Transition.REMINDED
+        assert reminded.notify
         again = decide(reminded.state, D(20), policy, T0 + timedelta(hours=3))
         assert again.transition is None
 
@@ -130,7 +133,8 @@ class TestNotificationTiming:
         state = snooze(AlertState(), T0 + timedelta(hours=1), T0).state
         state = decide(state, D(20), policy, T0 + timedelta(minutes=1)).state
         resolved = decide(state, D(0), policy, T0 + timedelta(minutes=2))
-        assert resolved.transition is Transition.RESOLVED and not resolved.notify
+        assert resolved.transition is Transition.RESOLVED
+        assert not resolved.notify
         assert decide(resolved.state, D(0), policy, T0 + timedelta(hours=2)).transition is None
 
     def test_snooze_must_end_in_the_future(self) -> None:
@@ -146,7 +150,7 @@ class TestNotificationTiming:
 
 class TestDeliveryPrimitives:
     def test_retry_delay_doubles_up_to_the_cap(self) -> None:
-        """Backoff: base, 2×base, 4×base … never above the cap; jitter adds at most a quarter."""
+        """Backoff: base, 2 x base, 4 x base ... never above the cap; jitter adds at most a quarter."""
         delays = [retry_delay(n, base=5, cap=60).total_seconds() for n in range(1, 7)]
         assert delays == [5, 10, 20, 40, 60, 60]
         assert retry_delay(1, base=4, cap=60, jitter=0.99).total_seconds() < 5

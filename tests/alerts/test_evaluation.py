@@ -104,7 +104,8 @@ async def test_spend_threshold_fires_on_projected_spend_and_resolves(
     await ingest(api, "api_calls", "cus_2", 1000)  # $20 so far
     assert await settle(api) == ["triggered"]
     [state] = await states(api)
-    assert state["customerRef"] == "cus_2" and Decimal(str(state["value"])) >= 20
+    assert state["customerRef"] == "cus_2"
+    assert Decimal(str(state["value"])) >= 20
     assert (await api.delete("/v1/metric-prices/api_calls")).status_code in (200, 204)
     assert await settle(api) == ["resolved"]
 
@@ -176,7 +177,8 @@ async def test_push_failure_fires_on_an_old_unpushed_change(
     await create_rule(api, type="push_failure", thresholds=[3600])
     assert await settle(api) == ["triggered"]
     [state] = await states(api)
-    assert state["customerRef"] is None and state["value"] >= 7200
+    assert state["customerRef"] is None
+    assert state["value"] >= 7200
     async with app_services.db.write() as conn:
         await conn.execute(update(push_log).values(status="ok", dirty=False))
     assert await settle(api) == ["resolved"]

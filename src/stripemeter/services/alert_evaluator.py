@@ -58,6 +58,7 @@ TOUCH_QUEUE_SIZE = 10_000  # committed groups waiting for an immediate evaluatio
 RULE_TENANTS_TTL = 5.0  # seconds the set of tenants with rules is trusted
 IMMEDIATE_TYPES = frozenset({RuleType.USAGE_THRESHOLD, RuleType.SPEND_THRESHOLD})
 ZERO = Decimal(0)
+SYSTEM = "system"  # the actor of evaluations in the history
 
 Subject = tuple[str, str]  # (customer ref or "", metric or "")
 
@@ -372,6 +373,10 @@ class AlertEvaluator:
         now: datetime,
         summary: EvaluationSummary,
     ) -> None:
+        if row is not None and row["evaluated_at"] >= now:
+            # Another evaluation measured at or after our instant and wrote first: our readings
+            # are older than what the state already reflects, so applying them would flap.
+            return
         before = state_of(row)
         decision = decide(before, reading.value, rule.policy(reading.thresholds), now)
         after = decision.state
@@ -384,7 +389,7 @@ class AlertEvaluator:
                     {"value": reading.value, "threshold": threshold, "evaluated_at": now},
                 )
             return
-        await self.record(conn, rule, row, decision, reading, threshold, now, "system", summary)
+        await self.record(conn, rule, row, decision, reading, threshold, now, SYSTEM, summary)
 
     async def record(
         self,
@@ -412,9 +417,10 @@ class AlertEvaluator:
             "notify_pending": after.notify_pending,
             "value": reading.value,
             "threshold": threshold,
-            "evaluated_at": now,
             "updated_at": now,
         }
+        if actor == SYSTEM:  # when the value was measured; operators' actions measure nothing
+            values["evaluated_at"] = now
         if kind is Transition.TRIGGERED:
             values |= {"triggered_at": now, "resolved_at": None}
         if kind in (Transition.TRIGGERED, Transition.ESCALATED, Transition.RESOLVED):
@@ -426,7 +432,8 @@ class AlertEvaluator:
         if row is None:
             state_id = await store.insert_state(
                 conn,
-                values
+                {"evaluated_at": now}
+                | values
                 | {
                     "tenant_id": rule.tenant_id,
                     "rule_id": rule.id,
