@@ -18,6 +18,7 @@ async def test_liveness_and_readiness_need_no_key(
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == {"ok": True, "backend": app_services.db.dialect}
+    assert ready.json()["checks"]["stripe"]["mode"] == "fake"  # no key configured: clearly the fake
 
 
 async def test_readiness_fails_when_the_database_is_gone(

@@ -40,6 +40,7 @@ async def ready(request: Request) -> Response:
             "error": type(exc).__name__,
         }
     checks["ingest"] = {"ok": services.ingest_running()}
+    checks["stripe"] = services.stripe_sync.health()
     healthy = all(bool(c["ok"]) for c in checks.values())
     return JSON(
         {"status": "ready" if healthy else "unavailable", "version": __version__, "checks": checks},
