@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from stripemeter.cli import backfill, fake_stripe, keys, replay, server, simulate, worker
 from stripemeter.cli import customers as customers_command
 from stripemeter.cli import doctor as doctor_command
 from stripemeter.cli import events as events_command
 from stripemeter.cli import ingest as ingest_command
-from stripemeter.cli import keys, replay, server
 from stripemeter.cli import mappings as mappings_command
 from stripemeter.cli import usage as usage_command
 
@@ -21,10 +21,10 @@ app = typer.Typer(
 server.register(app)
 app.add_typer(keys.app, name="keys")
 replay.register(app)
-app.add_typer(__import__("stripemeter.cli.simulate", fromlist=["_"]).app, name="simulate")
-__import__("stripemeter.cli.worker", fromlist=["_"]).register(app)
-__import__("stripemeter.cli.fake_stripe", fromlist=["_"]).register(app)
-__import__("stripemeter.cli.backfill", fromlist=["_"]).register(app)
+app.add_typer(simulate.app, name="simulate")
+worker.register(app)
+fake_stripe.register(app)
+backfill.register(app)
 ingest_command.register(app)
 usage_command.register(app)
 app.add_typer(events_command.app, name="events")
