@@ -89,7 +89,11 @@ class InvoiceGate:
                 # The open period is the one the upcoming invoice will bill.
                 await self.reconciler.pusher.flush(tenant_id, customer_ref)
                 await self.reconciler.run(
-                    tenant_id, customer_ref=customer_ref, period=period, trigger="webhook"
+                    tenant_id,
+                    customer_ref=customer_ref,
+                    period=period,
+                    trigger="webhook",
+                    wait=True,
                 )
             elif kind == "invoice.created":
                 if obj.get("status") == "draft" and obj.get("billing_reason") in (
@@ -141,7 +145,7 @@ class InvoiceGate:
         flushed = await self.reconciler.pusher.flush(tenant_id, customer_ref)
         actions.append(_action(self.clock(), "flushed", pushes=flushed.results))
         await self.reconciler.run(
-            tenant_id, customer_ref=customer_ref, period=period, trigger="webhook"
+            tenant_id, customer_ref=customer_ref, period=period, trigger="webhook", wait=True
         )
         lines, holds = await self._compare(tenant_id, customer_ref, invoice_id, period, settings)
         status = "ok" if holds else ("held" if policy == "hold" else "mismatch")
@@ -174,7 +178,7 @@ class InvoiceGate:
         holds = False
         for _ in range(MAX_REPAIR_ROUNDS):
             result = await self.reconciler.run(
-                tenant_id, customer_ref=customer_ref, period=period, trigger="webhook"
+                tenant_id, customer_ref=customer_ref, period=period, trigger="webhook", wait=True
             )
             async with self.db.read() as conn:
                 suggestions = await recon_store.suggestions_for(

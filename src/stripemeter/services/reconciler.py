@@ -51,6 +51,8 @@ log = structlog.get_logger("stripemeter.reconciler")
 RECONCILE_INTERVAL = 3600.0  # seconds between scheduled runs
 LOOKBACK = timedelta(days=40)  # periods that ended this long ago are still checked
 RECHECK_DELAY = 5.0  # seconds to let Stripe's summaries catch up before calling it drift
+LOCK_WAIT = 120.0  # seconds a waiting run waits for another process's run of the same scope
+LOCK_POLL = 0.2  # seconds between attempts
 ADDITIVE = (Aggregation.SUM, Aggregation.COUNT)
 
 
@@ -208,19 +210,27 @@ class Reconciler:
         customer_ref: str | None = None,
         period: Period | None = None,
         trigger: str = "manual",
+        wait: bool = False,
     ) -> RunResult:
-        """One reconciliation of a tenant (or one customer; or one period); skipped if running."""
+        """One reconciliation of a tenant (or one customer; or one period).
+
+        A run of the same scope in progress (here or in another process) makes this one skip,
+        or, with ``wait`` (webhooks and repairs, which need a fresh answer), wait for it.
+        """
         run_id = f"rr_{secrets.token_hex(8)}"
         name = f"reconcile|{tenant_id}|{customer_ref or '*'}"
         local = self._local_locks.setdefault(name, asyncio.Lock())
-        if local.locked():
+        if local.locked() and not wait:
             metrics.reconciliation_runs.labels(trigger, "skipped").inc()
             return RunResult(run_id, "skipped")
         async with local, self.db.read() as lock_conn:
             # A transaction-scoped advisory lock held by this open transaction for the whole run.
-            if not await dialect.try_lock_name(lock_conn, name):
-                metrics.reconciliation_runs.labels(trigger, "skipped").inc()
-                return RunResult(run_id, "skipped")
+            deadline = time.monotonic() + LOCK_WAIT
+            while not await dialect.try_lock_name(lock_conn, name):
+                if not wait or time.monotonic() > deadline:
+                    metrics.reconciliation_runs.labels(trigger, "skipped").inc()
+                    return RunResult(run_id, "skipped")
+                await asyncio.sleep(LOCK_POLL)
             started = time.perf_counter()
             async with self.db.write() as conn:
                 await store.start_run(
@@ -530,6 +540,7 @@ class Reconciler:
             customer_ref=report.key.customer_ref,
             period=report.key.period,
             trigger="repair",
+            wait=True,
         )
         after = next((r for r in verified.reports if r.id == report.id), None)
         result = {
