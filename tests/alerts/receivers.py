@@ -76,7 +76,9 @@ class SmtpSink:
             writer.write(line.encode() + b"\r\n")
 
         reply("220 sink ESMTP")
-        sender, recipients, lines, in_data = "", [], [], False
+        sender, in_data = "", False
+        recipients: list[str] = []
+        lines: list[bytes] = []
         while line := await reader.readline():
             if in_data:
                 if line.rstrip(b"\r\n") == b".":

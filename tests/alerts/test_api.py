@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,7 +214,7 @@ async def test_renotify_delay_sends_again_while_unacknowledged(
     evaluator = app_services.alerts.evaluator
     for minutes, expected in ((5, []), (11, ["renotified"]), (15, []), (22, ["renotified"])):
         at = start + timedelta(minutes=minutes)
-        evaluator.clock = lambda at=at: at
+        evaluator.clock = functools.partial(lambda moment: moment, at)
         assert await evaluate(api) == expected, minutes
     assert len((await api.get("/v1/alerts/deliveries")).json()["data"]) == 3
 

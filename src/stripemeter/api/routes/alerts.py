@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from stripemeter.api.auth import require
@@ -21,6 +21,7 @@ from stripemeter.services.read_params import parse_instant
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=ERRORS)
 
+MAX_ID = 2**63 - 1  # ids are 64-bit; larger numbers are refused, not overflowed
 _read = require(Scope.USAGE_READ)
 _write = require(Scope.MAPPINGS_WRITE)
 
@@ -59,7 +60,7 @@ async def list_states(
     customer_ref: str | None = Query(None, alias="customerRef", max_length=255),
     metric: str | None = Query(None, max_length=100),
     limit: int = Query(100, ge=1, le=1000),
-    cursor: int | None = Query(None, ge=1),
+    cursor: int | None = Query(None, ge=1, le=MAX_ID),
     principal: Principal = Depends(_read),
 ) -> Response:
     """Newest first; a (rule, customer, metric) without a row has never fired (``ok``)."""
@@ -77,7 +78,7 @@ async def list_states(
 
 @router.get("/states/{state_id}", summary="One alert state")
 async def get_state(
-    state_id: int, request: Request, principal: Principal = Depends(_read)
+    request: Request, state_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(_read)
 ) -> Response:
     """One of the tenant's states; another tenant's is 404."""
     return JSON(await _alerts(request).get_state(principal.tenant_id, state_id))
@@ -85,7 +86,7 @@ async def get_state(
 
 @router.post("/states/{state_id}/acknowledge", summary="Acknowledge a triggered alert")
 async def acknowledge(
-    state_id: int, request: Request, principal: Principal = Depends(_write)
+    request: Request, state_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(_write)
 ) -> Response:
     """``{note?}``: stops re-notification until the alert escalates or resolves."""
     body = await read_optional_object(request, principal) or {}
@@ -98,7 +99,7 @@ async def acknowledge(
 
 @router.post("/states/{state_id}/snooze", summary="Snooze an alert's notifications")
 async def snooze_state(
-    state_id: int, request: Request, principal: Principal = Depends(_write)
+    request: Request, state_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(_write)
 ) -> Response:
     """``{until | seconds, note?}``; ``{"until": null}`` lifts the snooze."""
     body = await read_object(request, principal)
@@ -129,13 +130,13 @@ async def snooze_state(
 async def list_events(
     request: Request,
     rule_id: str | None = Query(None, alias="ruleId", max_length=40),
-    state_id: int | None = Query(None, alias="stateId", ge=1),
+    state_id: int | None = Query(None, alias="stateId", ge=1, le=MAX_ID),
     customer_ref: str | None = Query(None, alias="customerRef", max_length=255),
     transition: str | None = Query(None, max_length=16),
     since: str | None = Query(None, alias="from"),
     until: str | None = Query(None, alias="to"),
     limit: int = Query(100, ge=1, le=1000),
-    cursor: int | None = Query(None, ge=1),
+    cursor: int | None = Query(None, ge=1, le=MAX_ID),
     principal: Principal = Depends(_read),
 ) -> Response:
     """Every transition with the value and threshold at the time, newest first; ``[from, to)``."""
@@ -157,9 +158,9 @@ async def list_events(
 async def list_deliveries(
     request: Request,
     status: str | None = Query(None, pattern="^(pending|delivered|failed)$"),
-    event_id: int | None = Query(None, alias="eventId", ge=1),
+    event_id: int | None = Query(None, alias="eventId", ge=1, le=MAX_ID),
     limit: int = Query(100, ge=1, le=1000),
-    cursor: int | None = Query(None, ge=1),
+    cursor: int | None = Query(None, ge=1, le=MAX_ID),
     principal: Principal = Depends(_read),
 ) -> Response:
     """Each notification per channel: status, attempts, last error; newest first."""
@@ -171,7 +172,9 @@ async def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/retry", summary="Retry a failed delivery")
 async def retry_delivery(
-    delivery_id: int, request: Request, principal: Principal = Depends(_write)
+    request: Request,
+    delivery_id: int = Path(ge=1, le=MAX_ID),
+    principal: Principal = Depends(_write),
 ) -> Response:
     """Put a failed delivery back in the queue with a fresh attempt budget."""
     return JSON(await _alerts(request).retry_delivery(principal.tenant_id, delivery_id))
