@@ -15,7 +15,7 @@ for the same load; its CPU share is printed with every row so that claim can be 
 builds every request body with unique idempotency keys (nothing is a duplicate).
 
 Usage: ``python bench/ingest.py [--seconds 20] [--backends sqlite,postgres]
-[--cases single,batch100,batch1000] [--workers 1,2] [--markdown docs/benchmarks.md]``
+[--cases single,batch100,batch1000] [--workers 1,2] [--env NAME=VALUE]``
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ class Row:
     lag_ms: float | None
     exact: bool
     wrk_cpu: float
+    server_us: float  # server CPU (all worker processes) per acknowledged event
+    db_us: float | None  # PostgreSQL backend CPU per acknowledged event
+    load: float  # 1-minute load average when the case started (others' work on the machine)
     acked: int
     in_ledger: int
 
@@ -192,8 +195,10 @@ def cli(*args: str, env: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def server(url: str, workers: int, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """A running ``stripemeter serve``; yields its base URL once ready."""
+def server(
+    url: str, workers: int, env: dict[str, str], log_path: Path
+) -> Iterator[tuple[str, int]]:
+    """A running ``stripemeter serve``; yields its base URL and pid once ready."""
     port = free_port()
     exe = shutil.which("stripemeter", path=str(Path(sys.executable).parent)) or "stripemeter"
     with log_path.open("ab") as log:
@@ -209,7 +214,8 @@ def server(url: str, workers: int, env: dict[str, str], log_path: Path) -> Itera
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{base}/health/ready", timeout=2) as resp:  # noqa: S310
                     if resp.status == 200:
@@ -219,7 +225,7 @@ def server(url: str, workers: int, env: dict[str, str], log_path: Path) -> Itera
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready after 60 s; see {log_path}")
             time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -231,7 +237,7 @@ def server(url: str, workers: int, env: dict[str, str], log_path: Path) -> Itera
 
 
 def run_wrk(
-    base: str, key: str, batch: int, seconds: float, concurrency: int, script: Path
+    base: str, key: str, batch: int, seconds: float, concurrency: int, script: Path, customers: int
 ) -> tuple[dict[str, int], float]:
     """Run wrk; returns its summary and the CPU seconds it used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -252,7 +258,7 @@ def run_wrk(
             "--",
             str(batch),
             secrets.token_hex(4),
-            "1000",
+            str(customers),
         ],
         capture_output=True,
         text=True,
@@ -264,6 +270,53 @@ def run_wrk(
         if line.startswith("BENCH "):
             return json.loads(line[6:]), cpu
     raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from the state on
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds used so far by each live process."""
+    used: dict[int, float] = {}
+    for pid in pids:
+        if (fields := _stat(pid)) is not None:
+            used[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return used
+
+
+def db_backends(url: str) -> list[int]:
+    """PostgreSQL backend pids connected to the benchmark database."""
+    if not url.startswith("postgres"):
+        return []
+    name = url.rpartition("/")[2]
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))
+        return [int(pid) for (pid,) in rows]
+
+
+def used_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two samples (a process seen only after counts from its start)."""
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
 
 
 def ledger_state(url: str) -> tuple[int, int, Decimal, Decimal]:
@@ -317,10 +370,17 @@ def run_case(
             cli("keys", "create", "--tenant", "bench", "--scopes", "admin", "--json", env=env)
         )["key"]
         log_path = logs / f"{backend}-w{workers}-{case}.log"
-        with server(url, workers, env, log_path) as base:
-            warm, _ = run_wrk(base, key, batch, args.warmup, concurrency, script)
-            summary, cpu = run_wrk(base, key, batch, args.seconds, concurrency, script)
+        load = os.getloadavg()[0]
+        with server(url, workers, env, log_path) as (base, pid):
+            warm, _ = run_wrk(base, key, batch, args.warmup, concurrency, script, args.customers)
+            tree = process_tree(pid)
+            app_before, db_before = cpu_seconds(tree), cpu_seconds(db_backends(url))
+            summary, cpu = run_wrk(
+                base, key, batch, args.seconds, concurrency, script, args.customers
+            )
             stopped = time.monotonic()
+            app_cpu = used_since(app_before, cpu_seconds(tree))
+            db_cpu = used_since(db_before, cpu_seconds(db_backends(url)))
             acked = sum((s["requests"] - s["status"]) * per_request for s in (warm, summary))
             lag: float | None = None
             while time.monotonic() - stopped < 30:
@@ -344,6 +404,9 @@ def run_case(
         lag_ms=lag,
         exact=accepted == counted and q_ledger == q_counters and accepted >= acked,
         wrk_cpu=cpu / seconds * 100,
+        server_us=app_cpu / max(ok_requests * per_request, 1) * 1e6,
+        db_us=db_cpu / max(ok_requests * per_request, 1) * 1e6 if backend == "postgres" else None,
+        load=load,
         acked=acked,
         in_ledger=accepted,
     )
@@ -353,15 +416,18 @@ def table(rows: list[Row]) -> str:
     """The results as a Markdown table."""
     lines = [
         "| backend | workers | case | events/s | requests/s | p50 ms | p99 ms | errors "
-        "| counters caught up after | counters exact | wrk CPU |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|",
+        "| counters caught up after | counters exact | server CPU/event | PostgreSQL CPU/event "
+        "| wrk CPU | load avg |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lag = "never (30 s)" if r.lag_ms is None else f"{r.lag_ms:.0f} ms"
         exact = "yes" if r.exact else f"NO ({r.in_ledger} in ledger, {r.acked} acked)"
+        db = "-" if r.db_us is None else f"{r.db_us:.0f} us"
         lines.append(
             f"| {r.backend} | {r.workers} | {r.case} | {r.events_per_s:,.0f} | {r.requests_per_s:,.0f} "
-            f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {lag} | {exact} | {r.wrk_cpu:.0f}% |"
+            f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {lag} | {exact} "
+            f"| {r.server_us:.0f} us | {db} | {r.wrk_cpu:.0f}% | {r.load:.1f} |"
         )
     return "\n".join(lines)
 
@@ -375,6 +441,9 @@ def main() -> None:
     parser.add_argument("--cases", default="single,batch100,batch1000")
     parser.add_argument("--workers", default="1,2", help="server worker counts to measure")
     parser.add_argument("--concurrency", type=int, default=32, help="connections, single events")
+    parser.add_argument(
+        "--customers", type=int, default=1000, help="distinct customers events cycle through"
+    )
     parser.add_argument("--batch-concurrency", type=int, default=8, help="connections, batches")
     parser.add_argument(
         "--env",
@@ -384,7 +453,6 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="extra server environment (repeatable)",
     )
-    parser.add_argument("--markdown", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -406,19 +474,8 @@ def main() -> None:
                     print(table([row]).splitlines()[-1], flush=True)
     print()
     print(table(rows))
-    if args.markdown:
-        command = "python bench/ingest.py " + " ".join(sys.argv[1:])
-        text = "\n".join(
-            [
-                f"Command: `{command.strip()}`",
-                "",
-                *[f"- {name}: {value}" for name, value in info],
-                "",
-                table(rows),
-                "",
-            ]
-        )
-        args.markdown.write_text(text)
+    command = "python bench/ingest.py " + " ".join(sys.argv[1:])
+    print(f"\nCommand: `{command.strip()}` (paste into docs/benchmarks.md, section Ingest)")
 
 
 if __name__ == "__main__":
