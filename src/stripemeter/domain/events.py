@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 DEFAULT_MAX_META_BYTES = 4096
 DEFAULT_MAX_FUTURE = timedelta(minutes=5)
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _canonical_json = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
 
@@ -206,6 +208,6 @@ def _text(raw: dict[str, Any], name: str, limit: int, *, required: bool) -> str 
         return Rejection(name, "blank", f"{name} must not be blank")
     if len(value) > limit:
         return Rejection(name, "too_long", f"{name} must be at most {limit} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _CONTROL.search(value):
         return Rejection(name, "invalid_characters", f"{name} must not contain control characters")
     return value
