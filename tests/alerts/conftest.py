@@ -12,6 +12,26 @@ from stripemeter.api.app import Services
 from stripemeter.config import Settings
 from stripemeter.domain.times import canonical_time
 
+REPEAT = 3  # evaluations after the first that must change nothing
+_RUNNING: dict[str, Services] = {}
+_SEEN = {"transitions": 0}
+
+
+@pytest.fixture(autouse=True)
+def _track_running_app(request: pytest.FixtureRequest) -> None:
+    """Remember the test's running app (if any) and start counting its transitions afresh."""
+    _RUNNING.clear()
+    _SEEN["transitions"] = 0
+    if "app_services" in request.fixturenames:
+        _RUNNING["app"] = request.getfixturevalue("app_services")
+
+
+async def settled() -> None:
+    """Wait until the ingest hook has evaluated everything ingested so far."""
+    services = _RUNNING.get("app")
+    if services is not None:
+        await services.alerts.evaluator.settled()
+
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
@@ -45,6 +65,7 @@ async def ingest(
     response = await api.post("/v1/events/ingest", json={"events": [body]})
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()["results"][0]
+    await settled()
     return result
 
 
@@ -79,6 +100,18 @@ async def history(api: httpx.AsyncClient, **params: Any) -> list[str]:
     return [e["transition"] for e in reversed(response.json()["data"])]
 
 
-def alerts_of(services: Services) -> Any:
-    """The alert service of a running app."""
-    return services.alerts
+async def settle(api: httpx.AsyncClient) -> list[str]:
+    """Evaluate, then again a few times; the transitions recorded since the last ``settle``.
+
+    Counts what any path recorded (this evaluation, the ingest hook, the background loop), and
+    checks that evaluating again records nothing more.
+    """
+    await settled()
+    await evaluate(api)
+    after = await history(api)
+    for _ in range(REPEAT):
+        assert await evaluate(api) == []
+    assert await history(api) == after
+    new = after[_SEEN["transitions"] :]
+    _SEEN["transitions"] = len(after)
+    return new

@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from stripemeter.api.app import Services
-from tests.alerts.conftest import create_rule, evaluate, history, ingest, now_text, states
+from tests.alerts.conftest import (
+    create_rule,
+    evaluate,
+    history,
+    ingest,
+    now_text,
+    settle,
+    states,
+)
 from tests.conftest import issue
 
 RULE = {"name": "big", "type": "usage_threshold", "metric": "api_calls", "thresholds": [10]}
@@ -174,7 +182,7 @@ async def test_acknowledge_and_snooze_are_recorded_in_the_history(
     await create_rule(api, type="usage_threshold", metric="api_calls", thresholds=[10],
                       renotifyAfter=60)  # fmt: skip
     await ingest(api, "api_calls", "cus_1", 50)
-    await evaluate(api)
+    assert await settle(api) == ["triggered"]
     [state] = await states(api, status="triggered")
     acked = await api.post(f"/v1/alerts/states/{state['id']}/acknowledge", json={"note": "on it"})
     assert acked.status_code == 200
@@ -198,7 +206,7 @@ async def test_acknowledge_and_snooze_are_recorded_in_the_history(
     # Acknowledged: re-notify delay passes, nothing is sent again.
     later = datetime.now(UTC) + timedelta(minutes=5)
     app_services.alerts.evaluator.clock = lambda: later
-    assert await evaluate(api) == []
+    assert await settle(api) == ["acknowledged", "snoozed", "unsnoozed"]
     assert len((await api.get("/v1/alerts/deliveries")).json()["data"]) == 1
 
 
@@ -209,13 +217,13 @@ async def test_renotify_delay_sends_again_while_unacknowledged(
     await create_rule(api, type="usage_threshold", metric="api_calls", thresholds=[10],
                       renotifyAfter=600)  # fmt: skip
     await ingest(api, "api_calls", "cus_1", 50)
-    await evaluate(api)
+    assert await settle(api) == ["triggered"]
     start = datetime.now(UTC)
     evaluator = app_services.alerts.evaluator
     for minutes, expected in ((5, []), (11, ["renotified"]), (15, []), (22, ["renotified"])):
         at = start + timedelta(minutes=minutes)
         evaluator.clock = functools.partial(lambda moment: moment, at)
-        assert await evaluate(api) == expected, minutes
+        assert await settle(api) == expected, minutes
     assert len((await api.get("/v1/alerts/deliveries")).json()["data"]) == 3
 
 
@@ -225,16 +233,15 @@ async def test_snoozed_alert_fires_silently_and_reminds_once_after(
     """A crossing during a snooze is recorded without a delivery; one reminder follows the snooze."""
     await create_rule(api, type="usage_threshold", metric="api_calls", thresholds=[10, 20])
     await ingest(api, "api_calls", "cus_1", 15)
-    await evaluate(api)
+    assert await settle(api) == ["triggered"]
     [state] = await states(api)
     await api.post(f"/v1/alerts/states/{state['id']}/snooze", json={"seconds": 3600})
     await ingest(api, "api_calls", "cus_1", 10)
-    assert await evaluate(api) == ["escalated"]
+    assert await settle(api) == ["snoozed", "escalated"]
     assert len((await api.get("/v1/alerts/deliveries")).json()["data"]) == 1
     later = datetime.now(UTC) + timedelta(hours=2)
     app_services.alerts.evaluator.clock = lambda: later
-    assert await evaluate(api) == ["reminded"]
-    assert await evaluate(api) == []
+    assert await settle(api) == ["reminded"]
     assert len((await api.get("/v1/alerts/deliveries")).json()["data"]) == 2
 
 

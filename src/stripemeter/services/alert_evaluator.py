@@ -266,6 +266,13 @@ class AlertEvaluator:
                 await self.evaluate_touched(batch)
             except Exception as exc:  # keep consuming; the loop will catch up
                 log.warning("alert_immediate_evaluation_failed", error=repr(exc))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def settled(self) -> None:
+        """Wait until every event handed to ``touched`` so far has been evaluated."""
+        await self._queue.join()
 
     async def _tenants_with_rules(self) -> set[str]:
         cached = self._rule_tenants

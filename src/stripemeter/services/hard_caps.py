@@ -9,7 +9,7 @@ above the cap is stored as ``held`` with reason ``over_cap`` (reviewable, never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -81,6 +81,18 @@ class CapSnapshot:
 
 
 NO_CAPS = CapSnapshot()
+
+
+class IngestAlertHooks(Protocol):
+    """What the ingest service calls (``services.alerts.AlertHooks`` implements it)."""
+
+    async def cap_snapshot(self, tenant_ids: Iterable[str]) -> CapSnapshot:
+        """The hard caps of these tenants, read before the ingest transaction."""
+        ...
+
+    def committed(self, candidates: Sequence[Any]) -> None:
+        """These events were committed; never blocks."""
+        ...
 
 
 def _tighter(found: dict[tuple[str, str], Cap], key: tuple[str, str], cap: Cap) -> None:
