@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
@@ -45,9 +45,7 @@ async def relay(
     api: httpx.AsyncClient, receiver: WebhookReceiver, start: int, *, wait_for: int = 0
 ) -> list[dict[str, Any]]:
     """Forward the webhooks the fake delivered since ``start`` to the app, bytes and signature as sent."""
-    deadline = time.monotonic() + 5
-    while len(receiver.received) < start + wait_for and time.monotonic() < deadline:
-        time.sleep(0.02)
+    await asyncio.to_thread(receiver.wait_for, start + wait_for)
     answers = []
     for body, headers in list(receiver.received)[start:]:
         response = await api.post(

@@ -185,7 +185,8 @@ async def test_month_with_duplicates_late_events_and_outage_ends_in_parity(
     answers = await relay(api, receiver, inbox_start, wait_for=4)
     await app_services.reconciliation.webhooks.drain()
     created = [a for a in answers if a["type"] == "invoice.created"]
-    assert len(created) == 2 and not any(a["duplicate"] for a in answers)
+    assert len(created) == 2
+    assert not any(a["duplicate"] for a in answers)
     invoices = {
         ref: _call(fake, "GET", "/v1/invoices", customer=cid)["data"][0]
         for ref, cid in ids["customers"].items()
@@ -236,7 +237,8 @@ async def test_month_with_duplicates_late_events_and_outage_ends_in_parity(
     assert approved.status_code == 200, approved.text
     delivery = approved.json()["delivery"]
     assert approved.json()["tier"] == "true_up"
-    assert delivery["trueUps"][0]["status"] == "sent" and delivery["trueUps"][0]["amount"] == 100
+    assert delivery["trueUps"][0]["status"] == "sent"
+    assert delivery["trueUps"][0]["amount"] == 100
     items = _call(fake, "GET", "/v1/invoiceitems", customer=ids["customers"]["c1"])["data"]
     assert [i["amount"] for i in items] == [100]
     again = (await api.post("/v1/reconciliation/run", json={"period": "2026-10"})).json()

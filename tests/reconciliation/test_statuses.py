@@ -115,7 +115,8 @@ async def test_adjustment_lifecycle(
     created = (await api.post("/v1/adjustments", json=body)).json()
     assert created["status"] == "pending"
     own = await api.post(f"/v1/adjustments/{created['id']}/approve")
-    assert own.status_code == 403 and own.json()["error"]["code"] == "self_approval"
+    assert own.status_code == 403
+    assert own.json()["error"]["code"] == "self_approval"
     approver = await issue(app_services, "acme", "adjustments:approve")
     as_approver = {"Authorization": f"Bearer {approver.key}"}
     approved = await api.post(f"/v1/adjustments/{created['id']}/approve", headers=as_approver)
@@ -147,7 +148,8 @@ async def test_adjustment_lifecycle(
             "/v1/explain", params={"customerRef": "c1", "metric": "api_calls", "period": _month()}
         )
     ).json()
-    assert len(explained["events"]) == 1 and len(explained["adjustments"]) == 2
+    assert len(explained["events"]) == 1
+    assert len(explained["adjustments"]) == 2
     assert explained["pushes"][0]["identifier"] is None or explained["pushes"]
 
 

@@ -39,9 +39,11 @@ async def test_valid_signature_is_accepted_once(api: httpx.AsyncClient) -> None:
     body = _event()
     header = sign(body, WEBHOOK_SECRET, int(time.time()))
     first = await _post(api, body, header)
-    assert first.status_code == 200 and first.json()["duplicate"] is False
+    assert first.status_code == 200
+    assert first.json()["duplicate"] is False
     replay = await _post(api, body, header)
-    assert replay.status_code == 200 and replay.json()["duplicate"] is True
+    assert replay.status_code == 200
+    assert replay.json()["duplicate"] is True
 
 
 async def test_rotated_out_secret_still_verifies(api: httpx.AsyncClient) -> None:
