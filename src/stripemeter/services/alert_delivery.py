@@ -40,6 +40,7 @@ log = structlog.get_logger("stripemeter.alerts")
 DELIVERY_INTERVAL = 2.0  # seconds between polls for due deliveries
 DELIVERY_BATCH = 50
 LEASE_SECONDS = 60.0
+STOP_GRACE = 5.0  # seconds stop() waits for deliveries in flight
 
 
 def _utcnow() -> datetime:
@@ -140,6 +141,8 @@ class AlertDeliverer:
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
+        self._busy = False
 
     def start(self) -> None:
         """Start the delivery loop on the running event loop."""
@@ -149,12 +152,22 @@ class AlertDeliverer:
             headers={"User-Agent": f"StripeMeter-Alerts/{__version__}"},
             trust_env=False,
         )
+        self._stopping = False
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop (leased rows are released by their lease expiring)."""
+        """Let a round in progress finish (up to ``STOP_GRACE`` seconds), then stop the loop.
+
+        A row still leased when the process dies is picked up again once its lease expires.
+        """
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
+            if not self._busy:
+                self._task.cancel()
+            _, pending = await asyncio.wait({self._task}, timeout=STOP_GRACE)
+            for task in pending:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -167,12 +180,17 @@ class AlertDeliverer:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
+            self._busy = True
             try:
-                while await self.run_once():
+                while not self._stopping and await self.run_once():
                     pass
             except Exception as exc:  # a failed round must not stop the loop
                 log.warning("alert_delivery_round_failed", error=repr(exc))
+            finally:
+                self._busy = False
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.options.interval)
             self._wake.clear()
@@ -181,6 +199,9 @@ class AlertDeliverer:
         """Lease and send one batch of due deliveries; returns how many were attempted."""
         now = self._clock()
         until = now + timedelta(seconds=LEASE_SECONDS)
+        async with self._db.read() as conn:
+            if not await store.any_due_delivery(conn, now):
+                return 0
         async with self._db.write() as conn:
             rows = await store.lease_deliveries(conn, self.owner, now, until, DELIVERY_BATCH)
         if rows:

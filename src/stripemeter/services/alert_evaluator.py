@@ -56,6 +56,7 @@ log = structlog.get_logger("stripemeter.alerts")
 EVALUATION_INTERVAL = 30.0  # seconds between full evaluations
 TOUCH_QUEUE_SIZE = 10_000  # committed groups waiting for an immediate evaluation
 RULE_TENANTS_TTL = 5.0  # seconds the set of tenants with rules is trusted
+STOP_GRACE = 5.0  # seconds stop() waits for an evaluation in progress
 IMMEDIATE_TYPES = frozenset({RuleType.USAGE_THRESHOLD, RuleType.SPEND_THRESHOLD})
 ZERO = Decimal(0)
 SYSTEM = "system"  # the actor of evaluations in the history
@@ -203,17 +204,32 @@ class AlertEvaluator:
         self._queue: asyncio.Queue[Sequence[Touched]] = asyncio.Queue(TOUCH_QUEUE_SIZE)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._draining = False
         self._rule_tenants: tuple[float, set[str]] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the loop and the ingest-hook consumer on the running event loop."""
+        self._stopping = False
         self._tasks = [asyncio.create_task(self._loop()), asyncio.create_task(self._drain())]
 
     async def stop(self) -> None:
-        """Stop both tasks."""
-        for task in self._tasks:
+        """Let work in progress finish (up to ``STOP_GRACE`` seconds), then stop both tasks.
+
+        Cancelling in the middle of a database call can leave a connection unreturned, so only
+        tasks that are idle, or still busy after the grace period, are cancelled.
+        """
+        if not self._tasks:
+            return
+        self._stopping = True
+        self._wake.set()
+        drain_task = self._tasks[1]
+        if not self._draining:
+            drain_task.cancel()
+        _, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE)
+        for task in pending:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,18 +264,21 @@ class AlertEvaluator:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.evaluate_all()
             except Exception as exc:  # a failed round must not stop the loop
                 log.warning("alert_evaluation_failed", error=repr(exc))
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
 
     async def _drain(self) -> None:
-        while True:
+        while not self._stopping:
             batch = [await self._queue.get()]
+            self._draining = True
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
@@ -267,6 +286,7 @@ class AlertEvaluator:
             except Exception as exc:  # keep consuming; the loop will catch up
                 log.warning("alert_immediate_evaluation_failed", error=repr(exc))
             finally:
+                self._draining = False
                 for _ in batch:
                     self._queue.task_done()
 

@@ -220,6 +220,23 @@ async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]
         await conn.execute(alert_deliveries.insert(), list(rows))
 
 
+async def any_due_delivery(conn: AsyncConnection, now: datetime) -> bool:
+    """Whether some delivery is due (a cheap read before taking the write lock)."""
+    query = (
+        select(alert_deliveries.c.id)
+        .where(
+            alert_deliveries.c.status == "pending",
+            alert_deliveries.c.next_attempt_at <= now,
+            or_(
+                alert_deliveries.c.lease_expires_at.is_(None),
+                alert_deliveries.c.lease_expires_at < now,
+            ),
+        )
+        .limit(1)
+    )
+    return (await conn.execute(query)).first() is not None
+
+
 async def lease_deliveries(
     conn: AsyncConnection, owner: str, now: datetime, until: datetime, limit: int
 ) -> list[RowMapping]:
