@@ -200,6 +200,7 @@ async def test_acknowledge_and_snooze_are_recorded_in_the_history(
     assert lifted.json()["snoozedUntil"] is None
     assert await history(api) == ["triggered", "acknowledged", "snoozed", "unsnoozed"]
     events = (await api.get("/v1/alerts/events", params={"stateId": state["id"]})).json()["data"]
+    assert (await api.get("/v1/alerts/history")).json()["data"] == events
     acked_event = next(e for e in events if e["transition"] == "acknowledged")
     assert acked_event["note"] == "on it"
     assert acked_event["actor"].startswith("key:")

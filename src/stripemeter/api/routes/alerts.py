@@ -127,6 +127,7 @@ async def snooze_state(
 
 
 @router.get("/events", summary="Alert history")
+@router.get("/history", summary="Alert history", include_in_schema=False)
 async def list_events(
     request: Request,
     rule_id: str | None = Query(None, alias="ruleId", max_length=40),
