@@ -181,6 +181,12 @@ class AlertDeliverer:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            # Wait first: new deliveries wake the loop, older ones can wait one interval.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.options.interval)
+            self._wake.clear()
+            if self._stopping:
+                return
             self._busy = True
             try:
                 while not self._stopping and await self.run_once():
@@ -189,11 +195,6 @@ class AlertDeliverer:
                 log.warning("alert_delivery_round_failed", error=repr(exc))
             finally:
                 self._busy = False
-            if self._stopping:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.interval)
-            self._wake.clear()
 
     async def run_once(self) -> int:
         """Lease and send one batch of due deliveries; returns how many were attempted."""

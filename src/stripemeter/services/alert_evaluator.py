@@ -57,6 +57,7 @@ EVALUATION_INTERVAL = 30.0  # seconds between full evaluations
 TOUCH_QUEUE_SIZE = 10_000  # committed groups waiting for an immediate evaluation
 RULE_TENANTS_TTL = 5.0  # seconds the set of tenants with rules is trusted
 STOP_GRACE = 5.0  # seconds stop() waits for an evaluation in progress
+STARTUP_DELAY = 5.0  # seconds before the first full evaluation (unless woken sooner)
 IMMEDIATE_TYPES = frozenset({RuleType.USAGE_THRESHOLD, RuleType.SPEND_THRESHOLD})
 ZERO = Decimal(0)
 SYSTEM = "system"  # the actor of evaluations in the history
@@ -264,6 +265,10 @@ class AlertEvaluator:
         self._wake.set()
 
     async def _loop(self) -> None:
+        # The first round waits a moment: a process starting up has better things to do first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), min(self.interval, STARTUP_DELAY))
+        self._wake.clear()
         while not self._stopping:
             try:
                 await self.evaluate_all()
