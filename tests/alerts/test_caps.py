@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -15,7 +14,6 @@ from stripemeter.client import AsyncStripeMeterClient
 from stripemeter.domain.aggregation import EMPTY, Contribution, fold
 from stripemeter.domain.periods import period_for
 from stripemeter.services.hard_caps import NO_CAPS
-from stripemeter.services.ingest import IngestService
 from stripemeter.store.counters import CounterKey
 from tests.alerts.conftest import create_rule, ingest
 
@@ -115,10 +113,6 @@ async def test_the_sdk_checks_entitlements(api: httpx.AsyncClient, app_services:
         assert refused.allowed is False
 
 
-@pytest.mark.skipif(
-    "alert_hooks" not in inspect.getsource(IngestService),
-    reason="ingest does not call the alert hooks yet (see docs/alerts.md, 'Wiring into ingest')",
-)
 async def test_ingest_holds_events_over_a_hard_cap(api: httpx.AsyncClient) -> None:
     """Events that would pass the cap are stored as held with reason over_cap, never dropped."""
     await create_rule(

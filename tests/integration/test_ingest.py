@@ -30,7 +30,7 @@ async def counter_sum(
 ) -> Any:
     start = calendar_month(datetime(2025, 1, 16, tzinfo=UTC)).start
     async with services.db.read() as conn:
-        row = (
+        return (
             (
                 await conn.execute(
                     select(counters).where(
@@ -43,7 +43,6 @@ async def counter_sum(
             .mappings()
             .first()
         )
-    return row
 
 
 async def test_results_come_back_per_event_in_input_order(
@@ -325,3 +324,24 @@ async def test_every_response_carries_a_request_id(api: httpx.AsyncClient) -> No
     assert response.json()["requestId"] == "abc-123"
     generated = await api.post("/v1/events/ingest", json={"events": [event(quantity=2)]})
     assert generated.headers["x-request-id"].startswith("req_")
+
+
+async def test_events_for_an_invoiced_period_are_held_not_counted(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """Once a customer's period is closed (invoice finalized), its events wait for review."""
+    from stripemeter.store import billing
+
+    january = calendar_month(datetime(2025, 1, 16, tzinfo=UTC))
+    await api.post("/v1/events/ingest", json={"events": [event(quantity=10)]})
+    async with app_services.db.write() as conn:
+        await billing.close_period(conn, "acme", "cus_1", january, "in_1", datetime.now(UTC))
+    body = {
+        "events": [event(quantity=5, idempotencyKey="late"), event(quantity=7, customerRef="cus_2")]
+    }
+    data = (await api.post("/v1/events/ingest", json=body)).json()
+    assert [(r["status"], r.get("reason")) for r in data["results"]] == [
+        ("held", "period_closed"),
+        ("accepted", None),
+    ]
+    assert (await counter_sum(app_services))["sum"] == 10

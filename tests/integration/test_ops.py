@@ -25,7 +25,6 @@ async def test_readiness_fails_when_the_database_is_gone(
     client: httpx.AsyncClient, app_services: Services
 ) -> None:
     """A database that cannot be reached makes readiness 503, with the failing check named."""
-    await app_services.db.engine.dispose()
     original = app_services.db.ping
 
     async def broken() -> None:

@@ -18,6 +18,7 @@ from stripemeter.domain.events import EventLimits, Rejection, Source, UsageEvent
 from stripemeter.observability import metrics
 from stripemeter.services.catalog import MetricCatalog, TenantMetrics
 from stripemeter.services.group_commit import GroupCommitter
+from stripemeter.services.hard_caps import NO_CAPS, IngestAlertHooks
 from stripemeter.services.recording import Candidate, ConcurrentInsert, Recorded, record
 from stripemeter.store import requests
 from stripemeter.store.database import Database
@@ -79,6 +80,7 @@ class IngestService:
         self._catalog = catalog
         self._limits = limits
         self._clock = clock
+        self.alert_hooks: IngestAlertHooks | None = None  # set by the app (docs/alerts.md)
         self._committer: GroupCommitter[Candidate, Recorded] = GroupCommitter(
             self._commit, max_group=max_group, writers=writers
         )
@@ -220,19 +222,22 @@ class IngestService:
             return settings[tenant_id].get(metric).lateness_window
 
         metrics.ingest_group_size.observe(len(candidates))
+        caps = await self.alert_hooks.cap_snapshot(tenants) if self.alert_hooks else NO_CAPS
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self._db.write() as conn:
                     if before is not None:
                         await before(conn)
                     recorded, changed = await record(
-                        conn, candidates, window_for=window_for, now=self._clock()
+                        conn, candidates, window_for=window_for, now=self._clock(), caps=caps
                     )
                     if refuse_conflicts and any(r.status == "conflict" for r in recorded):
                         raise _conflicts(candidates, recorded)
                     if after is not None:
                         await after(conn, recorded)
                 metrics.counter_updates.labels("ingest").inc(changed)
+                if self.alert_hooks is not None:
+                    self.alert_hooks.committed(candidates)
                 return recorded
             except (ConcurrentInsert, IntegrityError, DBAPIError) as exc:
                 if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:

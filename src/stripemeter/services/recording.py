@@ -17,7 +17,8 @@ from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fo
 from stripemeter.domain.events import UsageEvent
 from stripemeter.domain.lateness import Lateness, judge
 from stripemeter.domain.periods import Period, period_for
-from stripemeter.store import counters, ledger
+from stripemeter.services.hard_caps import NO_CAPS, OVER_CAP, CapSnapshot
+from stripemeter.store import billing, counters, ledger
 from stripemeter.store.counters import CounterKey
 
 
@@ -45,6 +46,7 @@ class Recorded:
 
 WindowLookup = Callable[[str, str], timedelta]  # (tenant, metric) -> lateness window
 _ACCEPTED: tuple[str, str | None] = ("accepted", None)
+PERIOD_CLOSED = "period_closed"
 
 
 async def record(
@@ -53,6 +55,7 @@ async def record(
     *,
     window_for: WindowLookup,
     now: datetime,
+    caps: CapSnapshot = NO_CAPS,
 ) -> tuple[list[Recorded], int]:
     """Record candidates in order; returns their outcomes and how many counters changed."""
     periods: dict[datetime, Period] = {}
@@ -85,6 +88,14 @@ async def record(
             stored[(tenant_id, key_text)] = found
 
     states: dict[CounterKey, CounterState] = await counters.load(conn, distinct.values())
+    # Invoiced periods are closed: their events wait for review instead of changing a billed total.
+    closed = (
+        await billing.closed_periods_since(
+            conn, by_tenant.keys(), min(c.event.at for c in candidates)
+        )
+        if candidates
+        else {}
+    )
     changed: set[CounterKey] = set()
     fresh: dict[tuple[str, str], int] = {}  # (tenant, key) -> index of the first candidate with it
     outcomes: list[tuple[str, str | None]] = []
@@ -109,8 +120,14 @@ async def record(
         if window is None:
             window = windows[series] = window_for(*series)
         verdict = judge(event.at, state.watermark, window)
-        if verdict is Lateness.BEYOND_WINDOW:
-            outcome: tuple[str, str | None] = ("held", verdict.value)
+        if closed and any(
+            event.at in p for p in closed.get((cand.tenant_id, event.customer_ref), ())
+        ):
+            outcome: tuple[str, str | None] = ("held", PERIOD_CLOSED)
+        elif verdict is Lateness.BEYOND_WINDOW:
+            outcome = ("held", verdict.value)
+        elif caps.refuses(key, state, event):
+            outcome = ("held", OVER_CAP)
         else:
             states[key] = fold(state, Contribution(event.quantity, event.at, event.idempotency_key))
             changed.add(key)

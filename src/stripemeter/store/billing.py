@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -291,3 +292,23 @@ async def closed_period_invoice(
         )
     ).first()
     return row[0] if row else None
+
+
+async def closed_periods_since(
+    conn: AsyncConnection, tenant_ids: Collection[str], since: datetime
+) -> dict[tuple[str, str], list[Period]]:
+    """Closed periods ending after ``since``, by (tenant, customer): one query for a whole ingest group."""
+    rows = await conn.execute(
+        select(
+            closed_periods.c.tenant_id,
+            closed_periods.c.customer_ref,
+            closed_periods.c.period_start,
+            closed_periods.c.period_end,
+        ).where(
+            closed_periods.c.tenant_id.in_(list(tenant_ids)), closed_periods.c.period_end > since
+        )
+    )
+    found: dict[tuple[str, str], list[Period]] = {}
+    for tenant_id, customer_ref, start, end in rows:
+        found.setdefault((tenant_id, customer_ref), []).append(Period(start, end))
+    return found

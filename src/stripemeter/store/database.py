@@ -25,14 +25,21 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine with the pragmas and pool each backend needs."""
+def create_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> AsyncEngine:
+    """An async engine with the pragmas and pool each backend needs (``pooled=False``: one-off work)."""
     target = async_url(url)
+    if not pooled:
+        engine = create_async_engine(target, poolclass=NullPool)
+        if target.startswith("sqlite"):
+            _configure_sqlite(engine)
+        return engine
     if target.startswith("sqlite"):
         engine = create_async_engine(target, poolclass=NullPool if ":memory:" in target else None)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(target, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        target, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -26,7 +26,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _main() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    # Unpooled: migrations run once, and every connection is closed as soon as it is released.
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", pooled=False)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
