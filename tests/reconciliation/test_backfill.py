@@ -7,6 +7,7 @@ import resource
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +26,9 @@ def _jsonl(count: int, start: int = 0) -> str:
     )
 
 
-async def _finished(api: httpx.AsyncClient, op: str) -> dict[str, object]:
+async def _finished(api: httpx.AsyncClient, op: str) -> dict[str, Any]:
     for _ in range(200):
-        body: dict[str, object] = (await api.get(f"/v1/backfill/{op}")).json()
+        body: dict[str, Any] = (await api.get(f"/v1/backfill/{op}")).json()
         if body["status"] in ("completed", "failed"):
             return body
         await asyncio.sleep(0.02)

@@ -23,6 +23,17 @@ from stripemeter.api.routes import (
     webhooks_api,
 )
 from stripemeter.api.routes import alerts as alerts_api
+from stripemeter.api.routes import audit as audit_api
+from stripemeter.api.routes import customers as customers_api
+from stripemeter.api.routes import held as held_api
+from stripemeter.api.routes import ledger as ledger_api
+from stripemeter.api.routes import mappings as mappings_api
+from stripemeter.api.routes import metrics as metrics_api
+from stripemeter.api.routes import projection as projection_api
+from stripemeter.api.routes import pushes as pushes_api
+from stripemeter.api.routes import replay as replay_api
+from stripemeter.api.routes import simulations as simulations_api
+from stripemeter.api.routes import usage as usage_api
 from stripemeter.api.routes import widget as widget_tokens_api
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
@@ -193,18 +204,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = built
     errors.install(app)
     app.include_router(ops.router)
-    app.include_router(__import__("stripemeter.api.routes.held", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.metrics", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.replay", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.audit", fromlist=["_"]).router)
+    app.include_router(held_api.router)
+    app.include_router(metrics_api.router)
+    app.include_router(replay_api.router)
+    app.include_router(audit_api.router)
     app.include_router(events.router)
-    app.include_router(__import__("stripemeter.api.routes.ledger", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.usage", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.projection", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.simulations", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.mappings", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.customers", fromlist=["_"]).router)
-    app.include_router(__import__("stripemeter.api.routes.pushes", fromlist=["_"]).router)
+    app.include_router(ledger_api.router)
+    app.include_router(usage_api.router)
+    app.include_router(projection_api.router)
+    app.include_router(simulations_api.router)
+    app.include_router(mappings_api.router)
+    app.include_router(customers_api.router)
+    app.include_router(pushes_api.router)
     app.include_router(reconciliation_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(adjustments_api.router)
