@@ -10,6 +10,7 @@ from stripemeter.cli import doctor as doctor_command
 from stripemeter.cli import events as events_command
 from stripemeter.cli import ingest as ingest_command
 from stripemeter.cli import mappings as mappings_command
+from stripemeter.cli import reconcile as reconcile_command
 from stripemeter.cli import usage as usage_command
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(events_command.app, name="events")
 app.add_typer(mappings_command.app, name="mappings")
 app.add_typer(customers_command.app, name="customers")
 doctor_command.register(app)
+reconcile_command.register(app)
 
 
 def main() -> None:
