@@ -20,13 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright import sync_api
 
 from stripemeter.domain.widget_tokens import derive_key, issue
 from stripemeter.services.widget_tokens import KEY_PURPOSE
 from stripemeter.stripe.fake.server import build_server
 from tests.acceptance.support import create_key, free_port, migrate, running_server
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,7 +36,7 @@ STRIPE_KEY = "sk_test_console_ui"
 SECRET = "ui-tests-" + secrets.token_hex(16)
 TENANT = "acme"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+# scripts/system-deps installs Debian's chromium; without it these tests fail rather than skip.
 
 
 @dataclass
