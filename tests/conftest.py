@@ -103,9 +103,14 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    """Settings for the test database, everything else at defaults."""
-    return Settings(database_url=database_url, log_format="console", log_level="WARNING")
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for the test database (backfill files may come from the test's tmp_path)."""
+    return Settings(
+        database_url=database_url,
+        log_format="console",
+        log_level="WARNING",
+        backfill_dir=str(tmp_path),
+    )
 
 
 @pytest.fixture

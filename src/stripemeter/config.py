@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, validation_alias=_env("STRIPEMETER_WORKERS", "WEB_CONCURRENCY"))
     metrics_public: bool = Field(True, validation_alias=_env("STRIPEMETER_METRICS_PUBLIC"))
     bootstrap_tenant: str = Field("default", validation_alias=_env("STRIPEMETER_BOOTSTRAP_TENANT"))
+    backfill_dir: str | None = Field(None, validation_alias=_env("STRIPEMETER_BACKFILL_DIR"))
     stripe_secret_key: SecretStr | None = Field(None, validation_alias=_env("STRIPE_SECRET_KEY"))
     stripe_test_secret_key: SecretStr | None = Field(
         None, validation_alias=_env("STRIPE_TEST_SECRET_KEY")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,11 +28,12 @@ OLD_SECRET = "whsec_rotated_out"
 
 
 @pytest.fixture
-def settings(database_url: str, fake_url: str, fake: FakeStripe) -> Settings:
+def settings(database_url: str, fake_url: str, fake: FakeStripe, tmp_path: Path) -> Settings:
     """The fake Stripe, two webhook secrets (rotation), no background loops, no recheck wait."""
     return sync_settings(
         database_url,
         fake_url,
+        backfill_dir=str(tmp_path),
         stripe_webhook_secret=SecretStr(f"{OLD_SECRET},{WEBHOOK_SECRET}"),
         reconcile_recheck_seconds=0.0,
         reconcile_enabled=False,

@@ -90,3 +90,11 @@ async def test_million_rows_stream_in_constant_memory(services: Services, tmp_pa
     # Holding the rows would take gigabytes; streaming keeps the peak far below the file size.
     assert grown < size / 2, f"peak RSS grew {grown / 1e6:.0f} MB for a {size / 1e6:.0f} MB file"
     print(f"1M rows in {time.perf_counter() - started:.1f}s, RSS +{grown / 1e6:.0f} MB")
+
+
+async def test_backfill_paths_stay_inside_the_backfill_folder(api: httpx.AsyncClient) -> None:
+    """A key cannot make the server read files outside STRIPEMETER_BACKFILL_DIR."""
+    for path in ("/etc/passwd", "../../etc/passwd", "0" * 5000):
+        response = await api.post("/v1/backfill", params={"path": path})
+        assert response.status_code == 400, path
+        assert response.json()["error"]["param"] == "path"

@@ -35,6 +35,7 @@ from stripemeter.api.routes import replay as replay_api
 from stripemeter.api.routes import simulations as simulations_api
 from stripemeter.api.routes import usage as usage_api
 from stripemeter.api.routes import widget as widget_tokens_api
+from stripemeter.api.schemas import ERRORS
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
 from stripemeter.observability import metrics
@@ -200,6 +201,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        # Every operation may answer in the error envelope; routes add their own success shapes.
+        responses=ERRORS,
     )
     app.state.services = built
     errors.install(app)

@@ -40,6 +40,7 @@ _STATUS: list[tuple[type[StripeMeterError], int, str]] = [
 ]
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
 _IDEMPOTENCY_CODES = ("idempotency", "request_in_progress")
 
 
@@ -85,11 +86,9 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    loc = [
-        str(part)
-        for part in first.get("loc", ())
-        if part not in ("body", "query", "path", "header")
-    ]
+    where = list(first.get("loc", ()))
+    # The first element names where the value was (body, query, path, header), not the field.
+    loc = [str(part) for part in (where[1:] if where[:1] and where[0] in _LOCATIONS else where)]
     param = ".".join(loc) or None
     details = [
         {"param": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "")}

@@ -145,8 +145,10 @@ class BackfillService:
         limits: EventLimits,
         *,
         clock: Callable[[], datetime] = utcnow,
+        files_dir: Path | None = None,
     ) -> None:
         self.db = db
+        self.files_dir = files_dir
         self.ingest = ingest
         self.limits = limits
         self.clock = clock
@@ -167,8 +169,8 @@ class BackfillService:
             raise InvalidInput(
                 "send a body of events, or a path the server can read", code="no_source"
             )
-        if path is not None and not Path(path).is_file():  # noqa: ASYNC240 - one stat call
-            raise InvalidInput(f"no readable file at {path}", code="file_not_found", param="path")
+        if path is not None:
+            path = str(self._allowed(path))
         if fmt is None:
             first = data.split("\n", 1)[0] if data is not None else _first_line(Path(str(path)))
             fmt = detect_format(first, path)
@@ -353,6 +355,32 @@ class BackfillService:
         await conn.execute(
             update(backfill_operations).where(backfill_operations.c.id == op_id).values(**values)
         )
+
+    def _allowed(self, path: str) -> Path:
+        """The file ``path`` names, if it lies inside the configured backfill folder.
+
+        An API key must not turn the server into a reader of arbitrary files, so paths are refused
+        unless the operator named a folder (STRIPEMETER_BACKFILL_DIR), and only files inside it count.
+        """
+        if self.files_dir is None:
+            raise InvalidInput(
+                "reading files on the server is off; set STRIPEMETER_BACKFILL_DIR, or send the body",
+                code="paths_disabled",
+                param="path",
+            )
+        try:
+            root = self.files_dir.resolve()
+            target = (root / path).resolve()
+            inside = target.is_relative_to(root) and target.is_file()
+        except (OSError, ValueError):
+            inside = False
+        if not inside:
+            raise InvalidInput(
+                f"no readable file at {path!r} inside the backfill folder",
+                code="file_not_found",
+                param="path",
+            )
+        return target
 
 
 def _first_line(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
@@ -30,7 +32,10 @@ def backfill_of(request: Request) -> BackfillService:
             max_future=timedelta(seconds=services.settings.max_future_seconds),
             max_meta_bytes=services.settings.max_meta_bytes,
         )
-        found = BackfillService(services.db, services.ingest, limits)
+        folder = services.settings.backfill_dir
+        found = BackfillService(
+            services.db, services.ingest, limits, files_dir=pathlib.Path(folder) if folder else None
+        )
         services.backfill = found  # type: ignore[attr-defined]
     return found
 

@@ -167,7 +167,16 @@ async def _period_report(
     )
 
 
-@router.get("/v1/reconciliation", summary="Current reconciliation report of a month")
+@router.get(
+    "/v1/reconciliation",
+    summary="Current reconciliation report of a month",
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV with format=csv",
+        }
+    },
+)
 async def get_reconciliation(
     request: Request,
     period: str = Query(..., pattern=PERIOD_PATTERN),
@@ -179,7 +188,16 @@ async def get_reconciliation(
     return await _period_report(request, principal, period, format, status)
 
 
-@router.get("/v1/reconciliation/summary", summary="Totals per metric and overall")
+@router.get(
+    "/v1/reconciliation/summary",
+    summary="Totals per metric and overall",
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV with format=csv",
+        }
+    },
+)
 async def summary(
     request: Request,
     period_start: str | None = Query(None, alias="periodStart", pattern=PERIOD_PATTERN),
@@ -464,7 +482,16 @@ async def explain_route(
     return JSON(body)
 
 
-@router.get("/v1/reconciliation/{period}", summary="Current reconciliation report of a month")
+@router.get(
+    "/v1/reconciliation/{period}",
+    summary="Current reconciliation report of a month",
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV with format=csv",
+        }
+    },
+)
 async def get_reconciliation_by_path(
     request: Request,
     period: str = Path(..., pattern=PERIOD_PATTERN),
