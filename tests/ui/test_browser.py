@@ -47,6 +47,7 @@ class Console:
     key: str
     page: Any
     shots: Path
+    fake: str = ""
 
     def shot(self, name: str) -> None:
         """Save a full-page screenshot."""
@@ -124,7 +125,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1360, "height": 860})
         page.set_default_timeout(10_000)
-        state = Console(url, key, page, shots)
+        state = Console(url, key, page, shots, fake_url)
         _seed(state, fake_url)
         yield state
         browser.close()
@@ -315,3 +316,63 @@ def test_widget_with_an_expired_token(console: Console) -> None:
     assert "expired" in frame.locator(".w-error").inner_text()
     assert frame.locator(".w-metric").count() == 0
     page.screenshot(path=str(console.shots / "widget-expired.png"), full_page=True)
+
+
+def _stripe(console: Console, path: str, **form: str) -> Any:
+    """A call straight to the fake Stripe, as the server's key (test mode)."""
+    response = httpx.post(
+        console.fake + path,
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        data=form,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def test_apply_a_reconciliation_suggestion(console: Console) -> None:
+    """Extra usage sent straight to Stripe is drift; Apply compensates it and the row turns ok."""
+    _stripe(console, "/v1/billing/meters", display_name="Reports", event_name="reports_run",
+            **{"default_aggregation[formula]": "sum"})  # fmt: skip
+    stripe_customer = _stripe(console, "/v1/customers")["id"]
+    mapping = console.api("POST", "/v1/mappings", json={"metric": "reports_run",
+                          "aggregation": "sum", "meterEventName": "reports_run"})  # fmt: skip
+    assert mapping.status_code == 201, mapping.text
+    customer = console.api("POST", "/v1/customers",
+                           json={"customerRef": "hooli", "stripeCustomerId": stripe_customer})  # fmt: skip
+    assert customer.status_code == 201, customer.text
+    now = datetime.now(UTC)
+    events = [{"metric": "reports_run", "customerRef": "hooli", "quantity": 10 + i,
+               "ts": (now - timedelta(minutes=5 - i)).isoformat()} for i in range(3)]  # fmt: skip
+    assert console.api("POST", "/v1/events/ingest", json={"events": events}).status_code == 200
+    flushed = console.api("POST", "/v1/pushes/flush", json={})
+    assert flushed.status_code == 200, flushed.text
+    # Someone else reports usage for the customer directly to Stripe: Stripe now says 7 more.
+    _stripe(console, "/v1/billing/meter_events", event_name="reports_run",
+            **{"payload[stripe_customer_id]": stripe_customer, "payload[value]": "7"})  # fmt: skip
+    ran = console.api("POST", "/v1/reconciliation/run", json={"customerRef": "hooli"})
+    assert ran.status_code == 200, ran.text
+    statuses = {r["metric"]: r["status"] for r in ran.json()["reports"]}
+    assert statuses.get("reports_run") == "drift", ran.text
+
+    page = console.page
+    page.goto(console.url + "/admin")
+    page.click("nav >> text=Reconciliation")
+    page.wait_for_url("**/admin/reconciliation**")
+    row = page.locator("#recon-report tbody tr", has_text="hooli")
+    assert "row-drift" in (row.get_attribute("class") or "")
+    assert row.locator(".recon-status").inner_text() == "drift"
+    console.shot("reconciliation-drift")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button", has_text="Apply").click()
+    assert "Repair applied" in page.locator(".banner-ok").inner_text()
+    row = page.locator("#recon-report tbody tr", has_text="hooli")
+    if row.locator(".recon-status").inner_text() != "ok":  # the page offers a fresh run
+        page.click("text=Run reconciliation now")
+        row = page.locator("#recon-report tbody tr", has_text="hooli")
+    assert row.locator(".recon-status").inner_text() == "ok"
+    assert "applied" in row.inner_text()
+    console.shot("reconciliation")
+    row.locator("text=explain").click()
+    page.wait_for_url("**/admin/explain**")
+    assert "reports_run" in page.locator("h1").inner_text()

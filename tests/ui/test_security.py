@@ -25,23 +25,38 @@ PAGES = [
     "/admin", "/admin/events", "/admin/events/1", "/admin/events/export.csv", "/admin/held",
     "/admin/customers", "/admin/customers/detail?ref=a", "/admin/mappings", "/admin/mappings/x",
     "/admin/stripe-customers", "/admin/pushes", "/admin/keys", "/admin/settings", "/admin/audit",
+    "/admin/reconciliation", "/admin/reconciliation?period=2026-01", "/admin/explain",
+    "/admin/adjustments", "/admin/alerts",
 ]  # fmt: skip
 ACTIONS = [
     "/admin/logout", "/admin/held/1/approve", "/admin/held/1/dismiss", "/admin/mappings",
     "/admin/mappings/x", "/admin/mappings/x/active", "/admin/stripe-customers",
     "/admin/stripe-customers/delete", "/admin/keys", "/admin/keys/k/revoke", "/admin/keys/k/rotate",
-    "/admin/settings/metrics", "/admin/settings/strict",
+    "/admin/settings/metrics", "/admin/settings/strict", "/admin/reconciliation/run",
+    "/admin/reconciliation/suggestions/1/apply", "/admin/adjustments", "/admin/adjustments/1/approve",
+    "/admin/adjustments/1/reject", "/admin/adjustments/1/revert",
+    "/admin/alerts/states/1/acknowledge", "/admin/alerts/states/1/snooze",
 ]  # fmt: skip
 # (path, scope it needs) for pages and actions a narrow key must not reach.
 PAGE_SCOPES = [
     ("/admin/events", "events:read"), ("/admin/held", "events:read"),
     ("/admin/events/export.csv", "events:read"), ("/admin/customers", "usage:read"),
     ("/admin/mappings", "usage:read"), ("/admin/keys", "admin"), ("/admin/audit", "admin"),
+    ("/admin/reconciliation", "usage:read"), ("/admin/explain", "usage:read"),
+    ("/admin/adjustments", "usage:read"), ("/admin/alerts", "usage:read"),
 ]  # fmt: skip
 ACTION_SCOPES = [
     ("/admin/held/1/approve", "adjustments:approve"), ("/admin/mappings", "mappings:write"),
     ("/admin/stripe-customers", "mappings:write"), ("/admin/keys", "admin"),
     ("/admin/settings/strict", "admin"), ("/admin/settings/metrics", "mappings:write"),
+    ("/admin/reconciliation/run", "reconciliation:write"),
+    ("/admin/reconciliation/suggestions/1/apply", "reconciliation:write"),
+    ("/admin/adjustments", "reconciliation:write"),
+    ("/admin/adjustments/1/approve", "adjustments:approve"),
+    ("/admin/adjustments/1/reject", "adjustments:approve"),
+    ("/admin/adjustments/1/revert", "adjustments:approve"),
+    ("/admin/alerts/states/1/acknowledge", "mappings:write"),
+    ("/admin/alerts/states/1/snooze", "mappings:write"),
 ]  # fmt: skip
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -267,6 +282,99 @@ class TestCsrfAndScopes:
         await sign_in(client, (await issue_key(app_services, "acme")).key)
         assert (await client.get("/admin/events/1")).status_code == 404
         assert "globex" not in (await client.get("/admin/events")).text
+
+
+class TestBillingSections:
+    """Reconciliation, explain, adjustments and alerts: empty states, scopes, errors shown."""
+
+    @pytest.mark.parametrize(
+        ("path", "text"),
+        [
+            ("/admin/reconciliation?period=2026-01", "No reconciliation rows for 2026-01"),
+            ("/admin/explain", "Pick a customer and a metric"),
+            ("/admin/adjustments", "No adjustments"),
+            ("/admin/alerts", "No alert rules yet"),
+        ],
+    )
+    async def test_empty_pages_say_what_to_do(
+        self, client: httpx.AsyncClient, app_services: Services, path: str, text: str
+    ) -> None:
+        """A new tenant's pages render with an empty state instead of an empty table."""
+        await sign_in(client, (await issue_key(app_services, "acme")).key)
+        response = await client.get(path)
+        assert response.status_code == 200, response.text
+        assert text in response.text
+
+    async def test_bad_period_is_shown_as_an_error(
+        self, client: httpx.AsyncClient, app_services: Services
+    ) -> None:
+        """A malformed month is an error banner with its code, not a crash."""
+        await sign_in(client, (await issue_key(app_services, "acme")).key)
+        response = await client.get("/admin/reconciliation?period=2026-13")
+        assert response.status_code == 400
+        assert "invalid_period" in response.text
+
+    async def test_nav_and_buttons_follow_scopes(
+        self, client: httpx.AsyncClient, app_services: Services
+    ) -> None:
+        """A usage:read key sees the new sections but no run, create or decide controls."""
+        await sign_in(client, (await issue_key(app_services, "acme", "usage:read")).key)
+        page = (await client.get("/admin")).text
+        for shown in ("/admin/reconciliation", "/admin/adjustments", "/admin/alerts"):
+            assert f'href="{shown}"' in page
+        recon = (await client.get("/admin/reconciliation")).text
+        assert "/admin/reconciliation/run" not in recon
+        assert 'action="/admin/adjustments"' not in (await client.get("/admin/adjustments")).text
+
+    async def test_nav_hides_sections_without_usage_read(
+        self, client: httpx.AsyncClient, app_services: Services
+    ) -> None:
+        """An events:read key sees no link to reconciliation, adjustments or alerts."""
+        await sign_in(client, (await issue_key(app_services, "acme", "events:read")).key)
+        page = (await client.get("/admin")).text
+        for hidden in ("/admin/reconciliation", "/admin/adjustments", "/admin/alerts"):
+            assert f'href="{hidden}"' not in page
+
+    async def test_failed_actions_show_the_error(
+        self, client: httpx.AsyncClient, app_services: Services
+    ) -> None:
+        """Acting on something that does not exist shows the service's error and changes nothing."""
+        csrf = await sign_in(client, (await issue_key(app_services, "acme")).key)
+        for path in (
+            "/admin/reconciliation/suggestions/999/apply",
+            "/admin/adjustments/999/approve",
+            "/admin/alerts/states/999/acknowledge",
+        ):
+            response = await client.post(path, data={"csrf_token": csrf})
+            assert response.status_code == 404, (path, response.text)
+            assert "banner-error" in response.text
+        bad = await client.post(
+            "/admin/adjustments",
+            data={"csrf_token": csrf, "customerRef": "c", "metric": "m", "period": "2026-01",
+                  "delta": "zero", "reason": "credit"},
+        )  # fmt: skip
+        assert bad.status_code == 400
+        assert "invalid_delta" in bad.text
+
+    async def test_create_and_reject_an_adjustment(
+        self, client: httpx.AsyncClient, app_services: Services
+    ) -> None:
+        """An adjustment made in the console is pending, listed, and can be rejected."""
+        csrf = await sign_in(client, (await issue_key(app_services, "acme")).key)
+        form = {"csrf_token": csrf, "customerRef": "cust-1", "metric": "api_calls",
+                "period": "2026-01", "delta": "-5", "reason": "credit", "note": "goodwill"}  # fmt: skip
+        created = await client.post("/admin/adjustments", data=form)
+        assert created.status_code == 303, created.text
+        listed = (await client.get("/admin/adjustments?status=pending")).text
+        assert "cust-1" in listed
+        assert "goodwill" in listed
+        found = re.search(r"/admin/adjustments/(\d+)/approve", listed)
+        assert found is not None
+        rejected = await client.post(
+            f"/admin/adjustments/{found.group(1)}/reject", data={"csrf_token": csrf}
+        )
+        assert rejected.status_code == 303, rejected.text
+        assert "cust-1" in (await client.get("/admin/adjustments?status=rejected")).text
 
 
 class TestWidgetTokens:

@@ -15,6 +15,15 @@ NOTICES = {
     "key_revoked": "API key revoked. It stops working within seconds.",
     "metric_saved": "Metric settings saved.",
     "strict_saved": "Strict mode updated.",
+    "reconciled": "Reconciliation ran: the rows below are what Stripe reports now.",
+    "suggestion_applied": "Repair applied and re-verified against Stripe.",
+    "adjustment_created": "Adjustment created. It counts once someone approves it.",
+    "adjustment_approve": "Adjustment approved: counted and sent to Stripe.",
+    "adjustment_reject": "Adjustment rejected: it is never counted.",
+    "adjustment_revert": "Adjustment reverted: the counter no longer includes it.",
+    "alert_acknowledged": "Alert acknowledged: no more notifications until it escalates.",
+    "alert_snoozed": "Alert snoozed.",
+    "alert_unsnoozed": "Snooze lifted.",
     "session_expired": "Your session ended (signed out, expired, or the key was revoked).",
 }
 
