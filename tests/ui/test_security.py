@@ -376,6 +376,66 @@ class TestBillingSections:
         assert rejected.status_code == 303, rejected.text
         assert "cust-1" in (await client.get("/admin/adjustments?status=rejected")).text
 
+    async def test_approve_needs_another_key_then_revert(self, app_services: Services) -> None:
+        """The creator cannot approve their own adjustment; a second key approves, then reverts."""
+        transport = httpx.ASGITransport(app=app_services.app)  # type: ignore[attr-defined]
+        form = {"customerRef": "cust-2", "metric": "api_calls", "period": "2026-01",
+                "delta": "5", "reason": "backfill"}  # fmt: skip
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as maker:
+            csrf = await sign_in(maker, (await issue_key(app_services, "acme")).key)
+            assert (await maker.post("/admin/adjustments", data=form | {"csrf_token": csrf})
+                    ).status_code == 303  # fmt: skip
+            page = (await maker.get("/admin/adjustments")).text
+            found = re.search(r"/admin/adjustments/(\d+)/approve", page)
+            assert found is not None
+            number = found.group(1)
+            own = await maker.post(f"/admin/adjustments/{number}/approve",
+                                   data={"csrf_token": csrf})  # fmt: skip
+            assert own.status_code in (403, 409), own.text
+            assert "banner-error" in own.text
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as checker:
+            csrf = await sign_in(checker, (await issue_key(app_services, "acme")).key)
+            approved = await checker.post(f"/admin/adjustments/{number}/approve",
+                                          data={"csrf_token": csrf})  # fmt: skip
+            assert approved.status_code == 303, approved.text
+            assert "/revert" in (await checker.get("/admin/adjustments?status=approved")).text
+            reverted = await checker.post(f"/admin/adjustments/{number}/revert",
+                                          data={"csrf_token": csrf, "note": "oops"})  # fmt: skip
+            assert reverted.status_code == 303, reverted.text
+            assert "cust-2" in (await checker.get("/admin/adjustments?status=reverted")).text
+
+    async def test_acknowledge_and_snooze_a_real_alert(
+        self, client: httpx.AsyncClient, app_services: Services
+    ) -> None:
+        """A fired rule shows a triggered state; acknowledging and snoozing it land in history."""
+        rule = {"name": "big", "type": "usage_threshold", "metric": "api_calls", "thresholds": [10]}
+        await app_services.alerts.rules.create("acme", rule)
+        await ingest(app_services, "acme", [{"metric": "api_calls", "customerRef": "cus_1",
+                                             "quantity": 50}])  # fmt: skip
+        await app_services.alerts.evaluate("acme")
+        csrf = await sign_in(client, (await issue_key(app_services, "acme")).key)
+        page = (await client.get("/admin/alerts")).text
+        assert "triggered" in page
+        found = re.search(r"/admin/alerts/states/(\d+)/acknowledge", page)
+        assert found is not None
+        state = found.group(1)
+        done = await client.post(
+            f"/admin/alerts/states/{state}/acknowledge", data={"csrf_token": csrf}
+        )
+        assert done.status_code == 303, done.text
+        snoozed = await client.post(
+            f"/admin/alerts/states/{state}/snooze", data={"csrf_token": csrf, "for": "1d"}
+        )
+        assert snoozed.status_code == 303, snoozed.text
+        page = (await client.get("/admin/alerts?status=acknowledged")).text
+        assert "snoozed until" in page
+        assert "acknowledged" in page
+        bad = await client.post(
+            f"/admin/alerts/states/{state}/snooze", data={"csrf_token": csrf, "for": "1y"}
+        )
+        assert bad.status_code == 400
+        assert "banner-error" in bad.text
+
 
 class TestWidgetTokens:
     """Widget tokens show one customer of one tenant, until they expire."""
