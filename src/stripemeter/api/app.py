@@ -39,8 +39,7 @@ from stripemeter.api.schemas import ERRORS
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
 from stripemeter.observability import metrics
-from stripemeter.services.alert_delivery import DeliveryOptions, SmtpConfig
-from stripemeter.services.alerts import AlertService
+from stripemeter.services.alerts import AlertService, alerts_from_settings
 from stripemeter.services.app_secret import AppSecret
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.console import ConsoleOverview
@@ -96,7 +95,7 @@ class Services:
         self.widget_tokens = WidgetTokenService(self.app_secret)
         self.console_sessions = ConsoleSessions(self.db, self.app_secret, self.keys)
         self.console = ConsoleOverview(self.db)
-        self.alerts = _build_alerts(self.settings, self.db, self.catalog, self.pricing)
+        self.alerts = alerts_from_settings(self.settings, self.db, self.catalog, self.pricing)
         if hasattr(self.ingest, "alert_hooks"):  # once ingest calls the hooks (docs/alerts.md)
             self.ingest.alert_hooks = self.alerts.hooks
 
@@ -146,37 +145,6 @@ class Services:
     def ingest_timer(self) -> AbstractContextManager[Any]:
         """Times one ingest request into the latency histogram."""
         return metrics.ingest_latency.time()
-
-
-def _build_alerts(
-    settings: Settings, db: Database, catalog: MetricCatalog, pricing: PricingServices
-) -> AlertService:
-    """The alert services for these settings."""
-    password = settings.smtp_password
-    return AlertService(
-        db,
-        catalog,
-        pricing.projection,
-        interval=settings.alerts_interval_seconds,
-        enabled=settings.alerts_enabled,
-        delivery=DeliveryOptions(
-            max_attempts=settings.alerts_delivery_max_attempts,
-            backoff_base=settings.alerts_delivery_backoff_seconds,
-            timeout=settings.alerts_delivery_timeout_seconds,
-            allow_private=settings.alerts_allow_private_targets,
-            interval=settings.alerts_delivery_interval_seconds,
-        ),
-        smtp=SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=password.get_secret_value() if password is not None else None,
-            sender=settings.smtp_from,
-            starttls=settings.smtp_starttls,
-            use_ssl=settings.smtp_ssl,
-            timeout=settings.smtp_timeout_seconds,
-        ),
-    )
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:

@@ -9,6 +9,9 @@ import typer
 
 from stripemeter.cli.common import DatabaseOption, err_console, load_settings
 from stripemeter.observability import logging as logs
+from stripemeter.services.alerts import alerts_from_settings
+from stripemeter.services.catalog import MetricCatalog
+from stripemeter.services.pricing import PricingServices
 from stripemeter.services.pusher import crash_hook_from_env
 from stripemeter.services.reconciliation import Reconciliation
 from stripemeter.services.stripe_sync import StripeSync
@@ -52,14 +55,20 @@ def worker(
         # The reconciler's schedule and the webhook recovery sweep share the worker; advisory
         # locks keep several workers from running the same reconciliation at once.
         reconciliation = Reconciliation(settings, db, sync)
+        catalog = MetricCatalog(db, settings.lateness_window)
+        alerts = alerts_from_settings(
+            settings, db, catalog, PricingServices.build(settings, db, catalog)
+        )
         await sync.start()
         await reconciliation.start()
+        alerts.start()  # evaluation and deliveries; advisory locks and leases make it multi-process
         err_console.print(
             f"worker {sync.pusher.owner} pushing every {settings.push_interval_seconds}s"
         )
         try:
             await stop.wait()
         finally:
+            await alerts.stop()
             await reconciliation.stop()
             await sync.stop()
             await db.dispose()

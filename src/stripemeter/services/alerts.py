@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from stripemeter.config import Settings
 from stripemeter.domain.alerts import ACTIVE, AlertStatus, Decision, acknowledge, snooze
 from stripemeter.domain.errors import InvalidInput, NotFound
 from stripemeter.domain.events import MAX_CUSTOMER_REF_LENGTH, MAX_METRIC_LENGTH
@@ -25,6 +26,7 @@ from stripemeter.services.alert_evaluator import (
 from stripemeter.services.alert_rules import AlertRule, AlertRules
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.hard_caps import CapSnapshot, HardCaps
+from stripemeter.services.pricing import PricingServices
 from stripemeter.services.projection import ProjectionService
 from stripemeter.services.read_params import check_length
 from stripemeter.store import alerts as store
@@ -380,3 +382,34 @@ def _limit_key(customer_ref: object, metric: object) -> tuple[str, str]:
 
 
 __all__ = ["ACTIVE", "AlertHooks", "AlertService", "AlertStatus"]
+
+
+def alerts_from_settings(
+    settings: Settings, db: Database, catalog: MetricCatalog, pricing: PricingServices
+) -> AlertService:
+    """The alert service for these settings (API processes and workers build it alike)."""
+    password = settings.smtp_password
+    return AlertService(
+        db,
+        catalog,
+        pricing.projection,
+        interval=settings.alerts_interval_seconds,
+        enabled=settings.alerts_enabled,
+        delivery=DeliveryOptions(
+            max_attempts=settings.alerts_delivery_max_attempts,
+            backoff_base=settings.alerts_delivery_backoff_seconds,
+            timeout=settings.alerts_delivery_timeout_seconds,
+            allow_private=settings.alerts_allow_private_targets,
+            interval=settings.alerts_delivery_interval_seconds,
+        ),
+        smtp=SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            sender=settings.smtp_from,
+            starttls=settings.smtp_starttls,
+            use_ssl=settings.smtp_ssl,
+            timeout=settings.smtp_timeout_seconds,
+        ),
+    )
