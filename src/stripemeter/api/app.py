@@ -52,7 +52,7 @@ from stripemeter.services.reconciliation import Reconciliation
 from stripemeter.services.stripe_sync import StripeSync
 from stripemeter.services.widget_tokens import WidgetTokenService
 from stripemeter.store.database import Database
-from stripemeter.ui import access_pages, admin, assets, customers, stripe_pages
+from stripemeter.ui import access_pages, admin, assets, billing_pages, customers, stripe_pages
 from stripemeter.ui import widget as widget_pages
 
 log = structlog.get_logger("stripemeter")
@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(customers.router)
     app.include_router(stripe_pages.router)
     app.include_router(access_pages.router)
+    app.include_router(billing_pages.router)
     app.include_router(widget_pages.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

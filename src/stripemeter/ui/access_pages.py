@@ -15,7 +15,6 @@ from stripemeter.services.audit_log import AuditLogService
 from stripemeter.services.console_sessions import ConsoleSession
 from stripemeter.services.keys import IssuedKey
 from stripemeter.services.metrics_settings import MetricSettingsService, parse_change
-from stripemeter.ui import billing_pages
 from stripemeter.ui.admin import error_context
 from stripemeter.ui.gate import PREFIX, action_gate, actor, chrome, field, page_gate, services
 from stripemeter.ui.notices import notice_text
@@ -248,7 +247,3 @@ async def audit_page(request: Request) -> Response:
     if page.next_cursor:
         context["next_url"] = f"{PREFIX}/audit?cursor={page.next_cursor}"
     return render("admin/audit.html", context | {"entries": page.items})
-
-
-# Reconciliation, explain, adjustments and alerts live in their own module, served under /admin.
-router.include_router(billing_pages.router)

@@ -1,8 +1,7 @@
 """Console pages for billing correctness: reconciliation, explain, adjustments and alerts.
 
 Routes stay thin: they call the same services as ``/v1/reconciliation``, ``/v1/explain``,
-``/v1/adjustments`` and ``/v1/alerts``. The router has no prefix of its own; it is included into
-``access_pages.router`` (prefix ``/admin``).
+``/v1/adjustments`` and ``/v1/alerts``, served under ``/admin`` like the other pages.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from stripemeter.ui.gate import PREFIX, Form, action_gate, actor, chrome, field,
 from stripemeter.ui.notices import notice_text
 from stripemeter.ui.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
 ADJUSTMENT_STATUSES = ("pending", "approved", "rejected", "reverted")
