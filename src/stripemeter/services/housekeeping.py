@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from stripemeter.observability import metrics
+from stripemeter.services.background import BackgroundTask
 from stripemeter.store import ledger
 from stripemeter.store.database import Database
 
@@ -22,19 +22,15 @@ class Housekeeping:
     def __init__(self, db: Database, *, interval: float = SAMPLE_INTERVAL) -> None:
         self._db = db
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("stripemeter-housekeeping")
 
     def start(self) -> None:
         """Start sampling on the running loop."""
-        self._task = asyncio.create_task(self._run())
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         """Stop sampling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def sample(self) -> None:
         """Take one sample of every gauge."""

@@ -37,6 +37,7 @@ from stripemeter.domain.pushes import (
 )
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store as store
+from stripemeter.services.background import BackgroundTask
 from stripemeter.services.stripe_accounts import StripeAccounts
 from stripemeter.store import billing
 from stripemeter.store.database import Database
@@ -153,7 +154,7 @@ class Pusher:
         self._shadow_drivers = {name: ShadowDriver(d) for name, d in self.drivers.items()}
         self._semaphore = asyncio.Semaphore(concurrency)
         self._locks = KeyedLocks()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("stripemeter-pusher")
         self._wake = asyncio.Event()
         self._stopping = False
         self._warned_shadow = False
@@ -164,22 +165,18 @@ class Pusher:
     def start(self) -> None:
         """Run the loop in the background."""
         self._stopping = False
-        self._task = asyncio.create_task(self._loop(), name="stripemeter-pusher")
+        self._task.start(self._loop)
 
     async def stop(self) -> None:
         """Stop after the current tick."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     @property
     def running(self) -> bool:
         """Whether the background loop is alive."""
-        return self._task is not None and not self._task.done()
+        return self._task.running
 
     def wake(self) -> None:
         """Start the next tick now."""

@@ -38,6 +38,7 @@ from stripemeter.domain.errors import Conflict, InvalidInput, NotFound
 from stripemeter.domain.periods import Period, calendar_month
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store
+from stripemeter.services.background import BackgroundTask
 from stripemeter.services.pusher import Pusher
 from stripemeter.services.stripe_accounts import StripeAccounts
 from stripemeter.store import audit, billing, dialect
@@ -120,7 +121,7 @@ class Reconciler:
         self.sleep = sleep
         self.true_up: TrueUpHook | None = None  # set by the billing gate (closed periods)
         self._local_locks: dict[str, asyncio.Lock] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("stripemeter-reconciler")
         self._wake = asyncio.Event()
         self._stopping = False
         self.last_run: datetime | None = None
@@ -130,22 +131,18 @@ class Reconciler:
     def start(self) -> None:
         """Run on a schedule in the background (a first run right away)."""
         self._stopping = False
-        self._task = asyncio.create_task(self._loop(), name="stripemeter-reconciler")
+        self._task.start(self._loop)
 
     async def stop(self) -> None:
         """Stop the schedule."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     @property
     def running(self) -> bool:
         """Whether the schedule is alive."""
-        return self._task is not None and not self._task.done()
+        return self._task.running
 
     async def _loop(self) -> None:
         while not self._stopping:
