@@ -1,4 +1,8 @@
-"""Billing periods: half-open UTC intervals ``[start, end)`` that every counter is keyed by."""
+"""Billing periods: half-open UTC intervals ``[start, end)`` that every counter is keyed by.
+
+A customer's periods are the calendar months (UTC) until a Stripe billing cycle is known for the
+customer; then they are that cycle's anchored periods, for the customer's whole history.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,66 @@ def period_for(at: datetime, cycle: BillingCycle | None = None) -> Period:
     if cycle is None:
         return calendar_month(at)
     return cycle.period_containing(at)
+
+
+def period_named(label: str, cycle: BillingCycle | None = None) -> Period:
+    """The period a read names: ``YYYY-MM`` or ``YYYY-MM-DD``.
+
+    ``YYYY-MM`` is the billing period that starts in that month (the month itself without a cycle;
+    for a weekly or daily cycle the first one); ``YYYY-MM-DD`` is the period containing that day's
+    first instant. Raises ``ValueError`` for any other text.
+    """
+    if len(label) == 10:
+        try:
+            day = datetime.strptime(label, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise ValueError("must be a month written YYYY-MM or a day YYYY-MM-DD") from None
+        return period_for(day, cycle)
+    month = month_from_label(label)
+    if cycle is None:
+        return month
+    period = cycle.period_containing(month.start)
+    if period.start < month.start:
+        period = cycle.period_containing(period.end)
+    return period if period.start < month.end else cycle.period_containing(month.start)
+
+
+def periods_overlapping(
+    since: datetime, until: datetime, cycle: BillingCycle | None = None
+) -> list[Period]:
+    """Every period (calendar months, or the cycle's) that overlaps ``[since, until)``, in order."""
+    found: list[Period] = []
+    if since >= until:
+        return found
+    period = period_for(since, cycle)
+    while period.start < until:
+        found.append(period)
+        period = period_for(period.end, cycle)
+    return found
+
+
+def subscription_cycle(
+    anchor: datetime, interval: str, count: int, current: Period | None
+) -> BillingCycle | None:
+    """The cycle that produces a Stripe subscription's periods, from its anchor and current period.
+
+    The anchor's cycle when Stripe's current period is one of its periods, or the short first
+    period of a subscription started before its anchor (``[start, anchor)``, which lies inside the
+    anchored period ending at the anchor). Otherwise (the current period does not follow the
+    anchor) the cycle through the current period, or None when Stripe's bounds fit no cycle.
+    """
+    if interval not in CYCLE_INTERVALS or count < 1:
+        return None
+    cycle = BillingCycle(anchor, interval, count)
+    if current is None:
+        return cycle
+    containing = cycle.period_containing(current.start)
+    if containing == current or (
+        current.end == containing.end and containing.start < current.start
+    ):
+        return cycle
+    through = BillingCycle(current.start, interval, count)
+    return through if through.period_containing(current.start) == current else None
 
 
 CYCLE_INTERVALS = ("day", "week", "month", "year")

@@ -274,6 +274,23 @@ stripe_subscription_items = Table(
     Column("fetched_at", UTCDateTime, nullable=False),
 )
 
+# A customer's billing cycle (issue 3): counters are keyed by its anchored periods when it is known,
+# by calendar months otherwise. A row whose anchor is NULL records a lookup that found no cycle.
+billing_cycles = Table(
+    "billing_cycles",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_ref", String(255), primary_key=True),
+    Column("anchor", UTCDateTime),
+    Column("interval", String(8)),
+    Column("interval_count", Integer),
+    Column("stripe_customer_id", String(100)),  # the Stripe customer the cycle was read from
+    Column("subscription_id", String(100)),
+    Column("source", String(16), nullable=False),  # pusher | webhook | mapping | manual
+    Column("checked_at", UTCDateTime),  # the last lookup at Stripe; NULL: look again
+    Column("updated_at", UTCDateTime, nullable=False),  # when the cycle last changed
+)
+
 # Pricing (issue 5): a price configured on a metric, and the invoice simulator's scenarios and runs.
 
 metric_prices = Table(
