@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from hashlib import sha256
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -191,7 +191,7 @@ def parse_event(
 _SOURCES: dict[str, Source] = {s.value: s for s in Source}
 
 
-def _plain_text(value: object, limit: int) -> bool:
+def _plain_text(value: object, limit: int) -> TypeGuard[str]:
     """A string that ``_text`` would accept as it is (the common case, checked in C)."""
     return (
         isinstance(value, str)
