@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 
-from stripemeter.domain.periods import BillingCycle, Period, calendar_month, period_for
+from stripemeter.domain.periods import BillingCycle, Period, period_for, subscription_cycle
 from stripemeter.domain.pushes import (
     PlanKind,
     PushPlan,
@@ -38,8 +38,9 @@ from stripemeter.domain.pushes import (
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store as store
 from stripemeter.services.background import BackgroundTask
+from stripemeter.services.billing_cycles import BillingCycles, row_cycle, superseded
 from stripemeter.services.stripe_accounts import StripeAccounts
-from stripemeter.store import billing
+from stripemeter.store import billing, period_ledger
 from stripemeter.store.database import Database
 from stripemeter.stripe.accounts import StripeAccount
 from stripemeter.stripe.drivers.base import Destination, Driver, WirePush
@@ -159,6 +160,7 @@ class Pusher:
         self._stopping = False
         self._warned_shadow = False
         self.last_tick: datetime | None = None
+        self.cycles = BillingCycles(db, accounts, clock=lambda: self.clock())
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -270,6 +272,19 @@ class Pusher:
                 changed = await store.changed_counters(conn, mapping, since, customer_ref)
             if not changed:
                 continue
+            # Customers' periods first: a cycle learned now re-keys their counters (rescanned
+            # below), so rows are made for the periods Stripe bills, not for ones about to go.
+            # A customer whose cycle Stripe could not tell yet waits (its counters are rescanned).
+            rekeyed, unknown = await self.cycles.ensure(
+                mapping.tenant_id, {c["customer_ref"] for c in changed}
+            )
+            if rekeyed:
+                async with self.db.read() as conn:
+                    changed = await store.changed_counters(conn, mapping, since, customer_ref)
+            waiting = [c["updated_at"] for c in changed if c["customer_ref"] in unknown]
+            changed = [c for c in changed if c["customer_ref"] not in unknown]
+            if not changed:
+                continue
             rows: list[dict[str, Any]] = []
             for counter in changed:
                 for target in mapping.targets:
@@ -288,7 +303,7 @@ class Pusher:
                                 now,
                             )
                         )
-            newest = max(c["updated_at"] for c in changed)
+            newest = min([max(c["updated_at"] for c in changed), *waiting])
             async with self.db.write() as conn:
                 await store.mark_dirty(conn, rows)
                 if customer_ref is None:
@@ -300,7 +315,10 @@ class Pusher:
         self, mapping: store.PriceMapping, target: str, customer_ref: str
     ) -> BillingCycle | None:
         item = await self._subscription_item(mapping, target, customer_ref)
-        return item.cycle if item else None
+        if item is not None and item.cycle is not None:
+            return item.cycle
+        async with self.db.read() as conn:  # the customer's cycle: rows follow its counters
+            return await row_cycle(conn, mapping.id, target, mapping.tenant_id, customer_ref)
 
     async def _subscription_item(
         self, mapping: store.PriceMapping, target: str, customer_ref: str
@@ -343,12 +361,15 @@ class Pusher:
     # --- processing --------------------------------------------------------------------------
 
     async def _process(
-        self, rows: Sequence[store.LogRow], mappings: dict[str, store.PriceMapping]
+        self,
+        rows: Sequence[store.LogRow],
+        mappings: dict[str, store.PriceMapping],
+        rounds: int = 0,
     ) -> PushSummary:
         summary = PushSummary()
         jobs: list[_Job] = []
         for row in rows:
-            job = await self._prepare(row, mappings, summary)
+            job = await self._prepare(row, mappings, summary, rounds)
             if job is not None:
                 jobs.append(job)
         jobs = await self._write_intents(jobs, summary)
@@ -366,8 +387,25 @@ class Pusher:
         finally:
             # Phase two for the whole batch in one transaction: Stripe already has these pushes,
             # so a crash before this commit only means they are re-sent and deduplicated.
-            await self._confirm_all(confirms, summary)
+            resent = await self._confirm_all(confirms, summary)
+        if resent:
+            # A re-sent intent carried the old ``to``, not the local total: plan those rows again
+            # now (they are still ours and flagged, so a crash here only defers it to a claim).
+            summary.merge(await self._follow_up(resent, mappings, rounds))
         return summary
+
+    async def _follow_up(
+        self, row_ids: list[int], mappings: dict[str, store.PriceMapping], rounds: int
+    ) -> PushSummary:
+        """Plan rows we still hold once more (after a re-sent or verified intent)."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            if rounds + 1 >= MAX_PLAN_ROUNDS:
+                for row_id in row_ids:  # still flagged: the next claim takes them
+                    await store.release(conn, row_id, self.owner, now)
+                return PushSummary()
+            fresh = await store.reclaim(conn, row_ids, self.owner)
+        return await self._process(fresh, mappings, rounds + 1)
 
     async def _write_intents(self, jobs: list[_Job], summary: PushSummary) -> list[_Job]:
         """Phase one for every new push of the batch, committed before any Stripe call."""
@@ -508,7 +546,7 @@ class Pusher:
         now = self.clock()
         if outcome is StaleOutcome.DELIVERED:
             async with self.db.write() as conn:
-                await store.confirm(conn, row.id, row.pending.identifier, now)
+                await store.confirm(conn, row.id, row.pending.identifier, now, recheck=True)
             summary.add("verified_delivered")
         elif outcome is StaleOutcome.NOT_DELIVERED:
             async with self.db.write() as conn:
@@ -535,11 +573,11 @@ class Pusher:
         if rounds + 1 >= MAX_PLAN_ROUNDS:
             await self._finish(row, None, summary, dirty=True)
             return None
-        async with self.db.read() as conn:
-            fresh = await store.get_log_row(conn, row.id)
-        if fresh is None or fresh.lease_owner != self.owner:
+        async with self.db.write() as conn:
+            fresh = await store.reclaim(conn, [row.id], self.owner)
+        if not fresh:
             return None
-        return await self._prepare(fresh, mappings, summary, rounds + 1)
+        return await self._prepare(fresh[0], mappings, summary, rounds + 1)
 
     def driver_for(self, mapping: store.PriceMapping, target: str) -> Driver:
         """The driver that pushes (and reads totals) for a mapping's target."""
@@ -580,13 +618,17 @@ class Pusher:
     async def _local_total(
         self, conn: Any, mapping: store.PriceMapping, row: store.LogRow
     ) -> Decimal:
-        aggregation = mapping.aggregation_kind
-        if calendar_month(row.period.start) == row.period:
-            return await store.counter_total(
-                conn, row.tenant_id, mapping.metric, row.customer_ref, row.period.start, aggregation
-            )
-        return await store.ledger_total(
-            conn, row.tenant_id, mapping.metric, row.customer_ref, row.period, aggregation
+        if row.pending is None and await superseded(conn, row):
+            return row.pushed_total  # a period of an old cycle keeps what Stripe confirmed
+        # The counter when the row's period is a counter's (the customer's cycle), else the same
+        # fold over the ledger (a mapping billed through another subscription's cycle).
+        return await period_ledger.billing_value(
+            conn,
+            row.tenant_id,
+            mapping.metric,
+            row.customer_ref,
+            row.period,
+            mapping.aggregation_kind,
         )
 
     # --- calling Stripe ----------------------------------------------------------------------
@@ -669,13 +711,27 @@ class Pusher:
                     await self._reschedule(job.row, error, summary, delay=delay)
             return
 
-    async def _confirm_all(self, confirms: list[tuple[_Job, str]], summary: PushSummary) -> None:
+    async def _confirm_all(
+        self, confirms: list[tuple[_Job, str]], summary: PushSummary
+    ) -> list[int]:
+        """Phase two; returns the re-sent rows, kept leased and flagged for another plan.
+
+        A re-sent intent was planned before the crash, so it says nothing about the local total
+        now: the claim that picked the row up cleared ``dirty``, and releasing it unflagged would
+        drop every change that landed after the intent (the lost delta of issue #3).
+        """
         if not confirms:
-            return
+            return []
         now = self.clock()
+        resent: list[int] = []
         async with self.db.write() as conn:
             for job, _ in confirms:
                 assert job.plan.identifier is not None
+                if job.plan.kind is PlanKind.RESEND and await store.confirm(
+                    conn, job.row.id, job.plan.identifier, now, recheck=True
+                ):
+                    resent.append(job.row.id)
+                    continue
                 await store.confirm(conn, job.row.id, job.plan.identifier, now)
                 await store.release(
                     conn,
@@ -698,6 +754,7 @@ class Pusher:
                 total=str(job.plan.to_total),
                 identifier=job.plan.identifier,
             )
+        return resent
 
     async def _renew(self, jobs: list[_Job]) -> bool:
         now = self.clock()
@@ -818,19 +875,21 @@ async def _lookup_subscription_item(
                 not wanted_item and price_id and item.price.id == price_id
             ):
                 recurring = item.price.recurring
-                cycle = None
-                if recurring is not None:
-                    cycle = BillingCycle(
-                        datetime.fromtimestamp(subscription.billing_cycle_anchor, UTC),
-                        recurring.interval,
-                        recurring.interval_count or 1,
-                    )
                 current = Period(
                     datetime.fromtimestamp(item.current_period_start, UTC),
                     datetime.fromtimestamp(item.current_period_end, UTC),
                 )
-                if cycle is not None and cycle.period_containing(now) != current:
-                    # The first period after a mid-cycle start is shorter; trust Stripe's bounds.
-                    cycle = None if cycle.period_containing(current.start) != current else cycle
+                # The anchor's cycle (a short first period before the anchor included), or the
+                # cycle through Stripe's current period when that does not follow the anchor.
+                cycle = (
+                    subscription_cycle(
+                        datetime.fromtimestamp(subscription.billing_cycle_anchor, UTC),
+                        recurring.interval,
+                        recurring.interval_count or 1,
+                        current,
+                    )
+                    if recurring is not None
+                    else None
+                )
                 return store.SubscriptionItem(subscription.id, item.id, cycle, current, now)
     return store.SubscriptionItem(None, None, None, None, now)

@@ -383,10 +383,20 @@ async def changed_counters(
 async def mark_dirty(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Create write-log rows, or flag existing ones, for counters that changed.
 
-    A row is flagged once per counter change: ``seen_at`` remembers the newest change marked.
+    A row is flagged once per counter change: ``seen_at`` remembers the change marked last, and
+    any other ``updated_at`` flags it again. Not only a newer one: on PostgreSQL an ingest reads
+    its clock before it waits for the counter's lock, so a counter's ``updated_at`` can step
+    back when two writers of it commit out of clock order, and that later commit must be pushed.
+    Rows of one key keep their newest change (an anchored period spans two counters).
     """
     if not rows:
         return
+    newest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["mapping_id"], row["target"], row["customer_ref"], row["period_start"])
+        if key not in newest or newest[key]["seen_at"] < row["seen_at"]:
+            newest[key] = row
+    rows = list(newest.values())
     stmt = dialect.insert(conn, push_log)
     stmt = stmt.on_conflict_do_update(
         index_elements=["mapping_id", "target", "customer_ref", "period_start"],
@@ -398,7 +408,7 @@ async def mark_dirty(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> N
             if conn.dialect.name == "sqlite"
             else func.least(push_log.c.next_attempt_at, stmt.excluded.next_attempt_at),
         },
-        where=or_(push_log.c.seen_at.is_(None), push_log.c.seen_at < stmt.excluded.seen_at),
+        where=or_(push_log.c.seen_at.is_(None), push_log.c.seen_at != stmt.excluded.seen_at),
     )
     await conn.execute(stmt, list(rows))
 
@@ -535,8 +545,15 @@ async def write_intent(
     return bool(result.rowcount)
 
 
-async def confirm(conn: AsyncConnection, row_id: int, identifier: str, now: datetime) -> bool:
-    """Phase two: Stripe has the push; make its ``to`` the confirmed total (once)."""
+async def confirm(
+    conn: AsyncConnection, row_id: int, identifier: str, now: datetime, *, recheck: bool = False
+) -> bool:
+    """Phase two: Stripe has the push; make its ``to`` the confirmed total (once).
+
+    ``recheck`` flags the row: the push was planned before its claim (a re-sent or verified
+    intent), so the local total has not been compared with the new confirmed total yet.
+    """
+    extra: dict[str, Any] = {"dirty": True} if recheck else {}
     result = await conn.execute(
         update(push_log)
         .where(
@@ -556,9 +573,20 @@ async def confirm(conn: AsyncConnection, row_id: int, identifier: str, now: date
             attempts=0,
             last_error=None,
             updated_at=now,
+            **extra,
         )
     )
     return bool(result.rowcount)
+
+
+async def reclaim(conn: AsyncConnection, row_ids: Sequence[int], owner: str) -> list[LogRow]:
+    """Claim again rows we still lease (clearing ``dirty`` as a claim does); others are gone."""
+    if not row_ids:
+        return []
+    ours = and_(push_log.c.id.in_(list(row_ids)), push_log.c.lease_owner == owner)
+    await conn.execute(update(push_log).where(ours).values(dirty=False))
+    rows = await conn.execute(select(push_log).where(ours))
+    return sorted((LogRow.from_row(r) for r in rows.mappings()), key=lambda r: r.id)
 
 
 async def abandon_intent(
