@@ -190,6 +190,17 @@ def test_breaker_opens_probes_and_closes() -> None:
     assert breaker.allow(12)
 
 
+def test_breaker_lets_another_probe_through_when_one_never_reports() -> None:
+    """A probe whose caller died without an outcome does not keep the breaker shut forever."""
+    breaker = CircuitBreaker(threshold=1, reset_timeout=10)
+    breaker.record_failure(0)
+    assert breaker.allow(10)  # the probe; its caller crashes and never reports
+    assert not breaker.allow(15)
+    assert breaker.allow(20)
+    breaker.record_success()
+    assert breaker.allow(21)
+
+
 def test_billing_cycles_anchor_periods() -> None:
     """Anchored periods clamp to month ends; without a cycle, calendar months are unchanged."""
     cycle = BillingCycle(datetime(2026, 1, 31, 10, tzinfo=UTC))

@@ -31,16 +31,25 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float = 0.0
     _probing: bool = field(default=False, repr=False)
+    _probe_at: float = field(default=0.0, repr=False)
 
     def allow(self, now: float) -> bool:
-        """Whether a call may go out now (moving open → half-open when the timeout passed)."""
+        """Whether a call may go out now (moving open → half-open when the timeout passed).
+
+        A probe whose outcome never comes back (its caller died with an unexpected error or was
+        cancelled) counts as lost after ``reset_timeout``, and another probe is let through:
+        otherwise the breaker would refuse every call of the account for the process's life.
+        """
         if self.state is BreakerState.CLOSED:
             return True
         if self.state is BreakerState.OPEN and now - self.opened_at >= self.reset_timeout:
             self.state = BreakerState.HALF_OPEN
             self._probing = False
-        if self.state is BreakerState.HALF_OPEN and not self._probing:
+        if self.state is BreakerState.HALF_OPEN and (
+            not self._probing or now - self._probe_at >= self.reset_timeout
+        ):
             self._probing = True
+            self._probe_at = now
             return True
         return False
 
