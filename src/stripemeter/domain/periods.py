@@ -158,6 +158,17 @@ class BillingCycle:
         day = min(anchor.day, calendar.monthrange(year, month0 + 1)[1])
         return anchor.replace(year=year, month=month0 + 1, day=day)
 
+    def same_periods(self, other: BillingCycle | None) -> bool:
+        """Whether both cycles cut time into the same periods (their anchors may differ)."""
+        if other is None:
+            return False
+        return (
+            self.interval == other.interval
+            and self.count == other.count
+            and self.period_containing(other.anchor).start == other.anchor
+            and other.period_containing(self.anchor).start == self.anchor
+        )
+
     def period_containing(self, at: datetime) -> Period:
         """The anchored period ``[start, end)`` that contains ``at`` (before or after the anchor)."""
         at = at.astimezone(UTC)

@@ -20,13 +20,27 @@ from sqlalchemy.engine import RowMapping
 from stripemeter.domain.aggregation import EMPTY, Contribution, fold
 from stripemeter.domain.drift import LatenessTier, lateness_tier
 from stripemeter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from stripemeter.domain.periods import Period, calendar_month, month_from_label
+from stripemeter.domain.periods import (
+    Period,
+    calendar_month,
+    month_from_label,
+    period_for,
+    period_named,
+)
 from stripemeter.services import sync_store
 from stripemeter.services.pusher import Pusher
 from stripemeter.services.reconciler import Reconciler
-from stripemeter.services.replay import adjustment_contribution, event_contribution, recompute
+from stripemeter.services.replay import recompute
 from stripemeter.services.true_ups import TrueUps
-from stripemeter.store import adjustment_rows, adjustments, audit, billing, counters, ledger
+from stripemeter.store import (
+    adjustment_rows,
+    adjustments,
+    audit,
+    billing,
+    counters,
+    cycles,
+    period_ledger,
+)
 from stripemeter.store import reconciliation as recon_store
 from stripemeter.store.counters import CounterKey
 from stripemeter.store.database import Database
@@ -47,10 +61,11 @@ class NewAdjustment:
 
     metric: str
     customer_ref: str
-    period: Period
+    period: Period  # the calendar month named; ``label`` is resolved against the customer's cycle
     delta: Decimal
     reason: str
     note: str | None
+    label: str = ""
 
 
 def parse_new(body: dict[str, Any]) -> NewAdjustment:
@@ -74,6 +89,9 @@ def parse_new(body: dict[str, Any]) -> NewAdjustment:
         )
     try:
         period = month_from_label(raw_period[:7])
+        # YYYY-MM names the customer's period that starts in that month; a day, the one containing it.
+        label = raw_period[:10] if len(raw_period) >= 10 else raw_period[:7]
+        period_named(label)
     except ValueError:
         raise InvalidInput(
             "period must be YYYY-MM", code="invalid_period", param="period"
@@ -100,7 +118,7 @@ def parse_new(body: dict[str, Any]) -> NewAdjustment:
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
         raise InvalidInput("note must be a string of at most 2000 characters", param="note")
     return NewAdjustment(
-        str(body["metric"]), str(body["customerRef"]), period, amount, str(reason), note
+        str(body["metric"]), str(body["customerRef"]), period, amount, str(reason), note, label
     )
 
 
@@ -126,6 +144,17 @@ def to_wire(row: RowMapping, extra: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
+async def _counter_of(conn: Any, tenant_id: str, row: RowMapping) -> tuple[CounterKey, Period]:
+    """The counter an adjustment counts in: the customer's period containing its booking instant.
+
+    Read under the customer's cycle lock (shared), which every writer of its counters holds.
+    """
+    periods = await cycles.resolve(conn, [(tenant_id, row["customer_ref"])])
+    booked = row["event_ts"] if row["event_ts"] is not None else row["period_start"]
+    period = period_for(booked, periods.cycle(tenant_id, row["customer_ref"]))
+    return CounterKey(tenant_id, row["metric"], row["customer_ref"], period.start), period
+
+
 class AdjustmentFlow:
     """The adjustment lifecycle over counters, the pusher and true-ups."""
 
@@ -149,8 +178,10 @@ class AdjustmentFlow:
     ) -> dict[str, Any]:
         """Store a pending adjustment; audited."""
         now = self.clock()
-        key = CounterKey(tenant_id, new.metric, new.customer_ref, new.period.start)
         async with self.db.write() as conn:
+            cycle = await cycles.cycle_of(conn, tenant_id, new.customer_ref)
+            period = period_named(new.label or new.period.label, cycle)
+            key = CounterKey(tenant_id, new.metric, new.customer_ref, period.start)
             adjustment_id = await adjustments.insert_adjustment(
                 conn,
                 key,
@@ -172,7 +203,7 @@ class AdjustmentFlow:
                 {
                     "metric": new.metric,
                     "customerRef": new.customer_ref,
-                    "period": new.period.label,
+                    "period": period.label,
                     "delta": str(new.delta),
                     "reason": new.reason,
                     "note": new.note,
@@ -234,7 +265,7 @@ class AdjustmentFlow:
                     "allowSelfApproval)",
                     code="self_approval",
                 )
-            key = CounterKey(tenant_id, row["metric"], row["customer_ref"], row["period_start"])
+            key, period = await _counter_of(conn, tenant_id, row)
             await counters.lock(conn, [key])
             if not await adjustment_rows.move(
                 conn, adjustment_id, expect="pending", status="approved", actor=actor, now=now
@@ -250,8 +281,7 @@ class AdjustmentFlow:
                     row["delta"], now, f"adjustment:{adjustment_id}", counts_as_event=False
                 ),
             )
-            await counters.save(conn, {key: (calendar_month(key.period_start), state)}, now)
-            period = calendar_month(key.period_start)
+            await counters.save(conn, {key: (period, state)}, now)
             closed = await billing.is_closed(conn, tenant_id, key.customer_ref, period)
             tier = lateness_tier(closed)
             await self._audit(
@@ -321,7 +351,7 @@ class AdjustmentFlow:
                     f"adjustment {adjustment_id} is {row['status']}; only approved ones revert",
                     code="adjustment_not_approved",
                 )
-            key = CounterKey(tenant_id, row["metric"], row["customer_ref"], row["period_start"])
+            key, period = await _counter_of(conn, tenant_id, row)
             await counters.lock(conn, [key])
             if not await adjustment_rows.move(
                 conn, adjustment_id, expect="approved", status="reverted", actor=actor, now=now
@@ -329,13 +359,9 @@ class AdjustmentFlow:
                 raise Conflict(
                     f"adjustment {adjustment_id} changed meanwhile", code="adjustment_not_approved"
                 )
-            period = calendar_month(key.period_start)
-            counted = await ledger.counted_events(
-                conn, tenant_id, key.metric, key.customer_ref, period.start, period.end
+            items = await period_ledger.contributions(
+                conn, tenant_id, key.metric, key.customer_ref, period
             )
-            items = [event_contribution(q, at, k) for q, at, k in counted]
-            adjusted = await adjustments.approved_contributions(conn, tenant_id, [key])
-            items.extend(adjustment_contribution(r) for r in adjusted.get(key, []))
             if items:
                 await counters.save(conn, {key: (period, recompute(items))}, now)
             else:

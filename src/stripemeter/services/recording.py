@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold
 from stripemeter.domain.events import UsageEvent
 from stripemeter.domain.lateness import Lateness, judge
-from stripemeter.domain.periods import Period, period_for
+from stripemeter.domain.periods import BillingCycle, Period, period_for
 from stripemeter.services.hard_caps import NO_CAPS, OVER_CAP, CapSnapshot
-from stripemeter.store import billing, counters, ledger
+from stripemeter.store import billing, counters, cycles, ledger
 from stripemeter.store.counters import CounterKey
 
 
@@ -56,23 +56,36 @@ async def record(
     window_for: WindowLookup,
     now: datetime,
     caps: CapSnapshot = NO_CAPS,
+    periods: cycles.Periods | None = None,
 ) -> tuple[list[Recorded], int]:
-    """Record candidates in order; returns their outcomes and how many counters changed."""
-    periods: dict[datetime, Period] = {}
+    """Record candidates in order; returns their outcomes and how many counters changed.
+
+    ``periods`` resolves each customer's period (its billing cycle's, or calendar months); by
+    default the candidates' customers are locked (shared) and their cycles read here, in one
+    statement for the whole batch, so a concurrent cycle change waits for this transaction.
+    """
+    if periods is None:
+        periods = await cycles.resolve(
+            conn, {(c.tenant_id, c.event.customer_ref) for c in candidates}
+        )
+    key_periods: dict[CounterKey, Period] = {}
     distinct: dict[tuple[str, str, str, datetime], CounterKey] = {}
     keys: list[CounterKey] = []
     period: Period | None = None
+    cycle: BillingCycle | None = None
     for cand in candidates:
         at = cand.event.at
-        # Periods partition time and depend only on the instant, so consecutive events (a batch
-        # is usually close in time) reuse the last one instead of recomputing it.
-        if period is None or not period.start <= at < period.end:
-            period = period_for(at)
-            periods.setdefault(period.start, period)
+        # Periods partition time and depend only on the instant and the customer's cycle, so
+        # consecutive events of one cycle (a batch is usually close in time) reuse the last one.
+        customer_cycle = periods.cycle(cand.tenant_id, cand.event.customer_ref)
+        if period is None or customer_cycle is not cycle or not period.start <= at < period.end:
+            period = period_for(at, customer_cycle)
+            cycle = customer_cycle
         series_key = (cand.tenant_id, cand.event.metric, cand.event.customer_ref, period.start)
         key = distinct.get(series_key)
         if key is None:
             key = distinct[series_key] = CounterKey(*series_key)
+            key_periods[key] = period
         keys.append(key)
 
     # Lock before reading: a concurrent writer of the same counters (and so of the same derived keys)
@@ -138,7 +151,7 @@ async def record(
     ids = await ledger.insert_events(conn, rows)
     if len(ids) != len(rows):
         raise ConcurrentInsert
-    await counters.save(conn, {k: (periods[k.period_start], states[k]) for k in changed}, now)
+    await counters.save(conn, {k: (key_periods[k], states[k]) for k in changed}, now)
 
     results: list[Recorded] = []
     for cand, (status, reason) in zip(candidates, outcomes, strict=True):

@@ -2,7 +2,10 @@
 
 The recomputation folds exactly what ingest and approvals fold (``domain.aggregation.fold``), so a
 counter that ingest kept correctly always equals its replay. Periods are recomputed whole: a period
-that overlaps ``[since, until)`` is checked entirely, never a window of it.
+that overlaps ``[since, until)`` is checked entirely, never a window of it. Periods are each
+customer's current ones (its billing cycle's, or calendar months): a counter kept under another
+cycle is ``orphaned`` and the counters of the current periods ``missing``, which is also how a
+change of cycle re-keys a customer's counters (``ReplayService.rekey``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold_all
 from stripemeter.domain.errors import InvalidInput
-from stripemeter.domain.periods import Period, period_for
+from stripemeter.domain.periods import BillingCycle, Period, period_for, periods_overlapping
 from stripemeter.domain.times import TimeError, parse_event_time
-from stripemeter.store import adjustments, audit, counters, ledger
+from stripemeter.store import audit, counters, cycles, period_ledger
 from stripemeter.store.counters import CounterKey
 from stripemeter.store.database import Database
 
@@ -63,25 +66,26 @@ class ReplayScope:
                 param="customerRef" if self.customer_ref else "metrics",
             )
 
-    def period_bounds(self) -> tuple[datetime, datetime]:
-        """(first, last) period start of the periods overlapping ``[since, until)``."""
-        low = period_for(self.since).start if self.since is not None else _EARLIEST
-        high = period_for(self.until - _ONE_TICK).start if self.until is not None else _LATEST
+    def period_bounds(
+        self, cycles_in_use: Iterable[BillingCycle | None] = (None,)
+    ) -> tuple[datetime, datetime]:
+        """(first, last) start a period overlapping ``[since, until)`` can have under these cycles."""
+        kinds = list(cycles_in_use) or [None]
+        low = (
+            min(period_for(self.since, cycle).start for cycle in kinds)
+            if self.since is not None
+            else _EARLIEST
+        )
+        high = self.until - _ONE_TICK if self.until is not None else _LATEST
         return low, high
 
-    def time_bounds(self) -> tuple[datetime | None, datetime | None]:
-        """``[since, until)`` widened to whole periods."""
-        low = period_for(self.since).start if self.since is not None else None
-        high = period_for(self.until - _ONE_TICK).end if self.until is not None else None
-        return low, high
-
-    def covers(self, key: CounterKey) -> bool:
-        """Whether a counter key is in this scope."""
-        low, high = self.period_bounds()
+    def covers(self, key: CounterKey, period: Period) -> bool:
+        """Whether a counter key (of this period) is in this scope."""
         return (
             (not self.metrics or key.metric in self.metrics)
             and (self.customer_ref is None or key.customer_ref == self.customer_ref)
-            and low <= key.period_start <= high
+            and (self.since is None or period.end > self.since)
+            and (self.until is None or period.start < self.until)
         )
 
 
@@ -160,12 +164,7 @@ def event_contribution(quantity: Decimal, at: datetime, idempotency_key: str) ->
 
 def adjustment_contribution(row: RowMapping) -> Contribution:
     """An approved adjustment: one carrying an event folds like that event; a pure one adds to the sum."""
-    if row["event_id"] is not None and row["event_ts"] is not None:
-        order_key = row["event_key"] or f"adjustment:{row['id']}"
-        return Contribution(row["delta"], row["event_ts"], order_key)
-    return Contribution(
-        row["delta"], row["created_at"], f"adjustment:{row['id']}", counts_as_event=False
-    )
+    return period_ledger.adjustment_contribution(row)
 
 
 def resolve_instant(value: str | None, now: datetime, param: str) -> datetime | None:
@@ -230,9 +229,11 @@ class ReplayService:
             chunk = keys[start : start + self._chunk]
             transaction = self._db.write() if apply else self._db.read()
             async with transaction as conn:
-                # Locked before reading, as ingest does, so no concurrent write lands in between.
+                # Locked before reading, as ingest does, so no concurrent write lands in between;
+                # the cycles are read under their lock (one may have changed since the scan).
+                periods = await cycles.resolve(conn, {(tenant_id, k.customer_ref) for k in chunk})
                 await counters.lock(conn, chunk)
-                found = await self._check(conn, tenant_id, chunk, report)
+                found = await self._check(conn, tenant_id, chunk, report, periods)
                 if apply and found:
                     await self._repair(conn, tenant_id, found, actor, request_id)
                     report.counters_repaired += len(found)
@@ -241,30 +242,83 @@ class ReplayService:
                 progress(ReplayProgress(done, len(keys), report.counters_different))
         return report
 
+    async def rekey(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        customer_ref: str,
+        *,
+        actor: str,
+        details: dict[str, Any],
+        request_id: str | None = None,
+    ) -> ReplayReport:
+        """Recompute every counter of one customer under its current cycle, in the caller's transaction.
+
+        The caller holds the customer's cycle lock exclusively and has just stored the new cycle:
+        counters of the old periods come out ``orphaned`` (removed), those of the new ``missing``
+        (written), and one audit entry records the change.
+        """
+        scope = ReplayScope(customer_ref=customer_ref)
+        report = ReplayReport(tenant_id, scope, apply=True)
+        keys = await self._keys_in_scope(conn, tenant_id, scope)
+        periods = cycles.Periods(await cycles.load(conn, [(tenant_id, customer_ref)]))
+        await counters.lock(conn, keys)
+        found = await self._check(conn, tenant_id, keys, report, periods)
+        if found:
+            await self._repair(conn, tenant_id, found, actor, request_id, audited=False)
+            report.counters_repaired += len(found)
+        await audit.record(
+            conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="billing_cycle.changed",
+            target_type="customer",
+            target_id=customer_ref,
+            details={
+                **details,
+                "countersRekeyed": len(found),
+                "counters": [_plain(difference_to_wire(d)) for d in found[:100]],
+            },
+            request_id=request_id,
+            now=self._clock(),
+        )
+        return report
+
     async def _keys_in_scope(
         self, conn: AsyncConnection, tenant_id: str, scope: ReplayScope
     ) -> list[CounterKey]:
-        since, until = scope.time_bounds()
+        known = await cycles.for_tenant(conn, tenant_id, scope.customer_ref)
+        metrics = list(scope.metrics) if scope.metrics else None
         found = set(
             await counters.in_scope(
                 conn,
                 tenant_id,
-                metrics=list(scope.metrics) if scope.metrics else None,
+                metrics=metrics,
                 customer_ref=scope.customer_ref,
-                period_starts=scope.period_bounds(),
+                period_starts=scope.period_bounds([None, *known.values()]),
             )
         )
-        series = await ledger.series_in_scope(
+        # Each group of events filed under one period at ingest spans at most one interval; the
+        # current periods between its first and last event are the keys those events count in.
+        spans = await period_ledger.event_spans(
             conn,
             tenant_id,
-            metrics=scope.metrics,
+            metrics=metrics,
             customer_ref=scope.customer_ref,
-            since=since,
-            until=until,
+            since=scope.since,
+            until=scope.until,
         )
-        found.update(CounterKey(tenant_id, m, c, p) for m, c, p in series)
-        adjusted = await adjustments.counter_keys_with_adjustments(conn, tenant_id)
-        found.update(key for key in adjusted if scope.covers(key))
+        for metric, customer, first, last in spans:
+            for period in periods_overlapping(first, last + _ONE_TICK, known.get(customer)):
+                found.add(CounterKey(tenant_id, metric, customer, period.start))
+        booked = await period_ledger.adjustment_instants(
+            conn, tenant_id, metrics=metrics, customer_ref=scope.customer_ref
+        )
+        for metric, customer, at in booked:
+            period = period_for(at, known.get(customer))
+            key = CounterKey(tenant_id, metric, customer, period.start)
+            if scope.covers(key, period):
+                found.add(key)
         return sorted(found)
 
     async def _check(
@@ -273,17 +327,26 @@ class ReplayService:
         tenant_id: str,
         keys: Sequence[CounterKey],
         report: ReplayReport,
+        periods: cycles.Periods,
     ) -> list[CounterDifference]:
         stored = await counters.load(conn, keys)
-        adjusted = await adjustments.approved_contributions(conn, tenant_id, keys)
         different: list[CounterDifference] = []
         for key in keys:
-            period = period_for(key.period_start)
-            counted = await ledger.counted_events(
-                conn, tenant_id, key.metric, key.customer_ref, period.start, period.end
-            )
+            period = periods.period(tenant_id, key.customer_ref, key.period_start)
+            counted: list[tuple[Decimal, datetime, str]] = []
+            adjusted: list[RowMapping] = []
+            if period.start == key.period_start:
+                counted = await period_ledger.counted_events(
+                    conn, tenant_id, key.metric, key.customer_ref, period
+                )
+                adjusted = await period_ledger.approved_adjustments(
+                    conn, tenant_id, key.metric, key.customer_ref, period
+                )
+            else:
+                # Not a period of the customer's current cycle: nothing counts under this key.
+                period = Period(key.period_start, period.end)
             items = [event_contribution(q, at, k) for q, at, k in counted]
-            items.extend(adjustment_contribution(row) for row in adjusted.get(key, []))
+            items.extend(adjustment_contribution(row) for row in adjusted)
             recomputed = recompute(items) if items else None
             before = stored.get(key)
             if before is None and recomputed is None:
@@ -291,7 +354,7 @@ class ReplayService:
             summary = report.by_metric.setdefault(key.metric, MetricSummary())
             report.counters_checked += 1
             report.events_scanned += len(counted)
-            report.adjustments_scanned += len(adjusted.get(key, []))
+            report.adjustments_scanned += len(adjusted)
             summary.counters_checked += 1
             summary.events_found += len(counted)
             if before == recomputed:
@@ -317,6 +380,8 @@ class ReplayService:
         found: list[CounterDifference],
         actor: str,
         request_id: str | None,
+        *,
+        audited: bool = True,
     ) -> None:
         now = self._clock()
         await counters.save(
@@ -325,6 +390,8 @@ class ReplayService:
             now,
         )
         await counters.delete(conn, [d.key for d in found if d.recomputed is None])
+        if not audited:
+            return
         await audit.record(
             conn,
             tenant_id=tenant_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold
 from stripemeter.domain.errors import Conflict, InvalidInput, NotFound
-from stripemeter.domain.periods import period_for
+from stripemeter.domain.periods import BillingCycle, Period, period_for
 from stripemeter.services.read_params import decode_cursor, encode_cursor
-from stripemeter.store import adjustments, audit, billing, counters, ledger
+from stripemeter.store import adjustments, audit, billing, counters, cycles, ledger
 from stripemeter.store.counters import CounterKey
 from stripemeter.store.database import Database
 
@@ -155,7 +155,16 @@ class ReviewService:
             rows = await ledger.list_events(
                 conn, tenant_id, spec, before_id=before_id, limit=limit + 1
             )
-        items = [HeldEvent.from_row(row) for row in rows[:limit]]
+            items = [HeldEvent.from_row(row) for row in rows[:limit]]
+            # The period each event counts in now (its customer's cycle may have changed since).
+            known = await cycles.load(conn, {(tenant_id, item.customer_ref) for item in items})
+        items = [
+            replace(
+                item,
+                period_start=period_for(item.at, known.get((tenant_id, item.customer_ref))).start,
+            )
+            for item in items
+        ]
         more = len(rows) > limit and bool(items)
         return HeldPage(items, encode_cursor(_CURSOR_KIND, items[-1].id) if more else None)
 
@@ -173,13 +182,15 @@ class ReviewService:
         try:
             async with self._db.write() as conn:
                 event = await self._pending(conn, tenant_id, event_id)
-                key = await _booking_key(conn, tenant_id, event)
+                cycle = await _cycle_locked(conn, tenant_id, event)
+                own = period_for(event.at, cycle)
+                key, period = await _booking_key(conn, tenant_id, event, own, cycle)
                 # Lock, then re-read: a concurrent decision on PostgreSQL commits before we look again.
                 await counters.lock(conn, [key])
                 event = await self._pending(conn, tenant_id, event_id)
                 # An event of an invoiced period is a pure correction of the next open period: it
                 # carries no event time there (replay folds it as a sum-only adjustment too).
-                true_up = key.period_start != event.period_start
+                true_up = key.period_start != own.start
                 adjustment_id = await adjustments.insert_adjustment(
                     conn,
                     key,
@@ -202,7 +213,7 @@ class ReviewService:
                         counts_as_event=not true_up,
                     ),
                 )
-                await counters.save(conn, {key: (period_for(key.period_start), state)}, now)
+                await counters.save(conn, {key: (period, state)}, now)
                 await adjustments.insert_review(
                     conn,
                     tenant_id=tenant_id,
@@ -247,8 +258,11 @@ class ReviewService:
         try:
             async with self._db.write() as conn:
                 event = await self._pending(conn, tenant_id, event_id)
-                # Same lock as approval, so an approve and a dismiss of one event serialise.
-                await counters.lock(conn, [_target_key(tenant_id, event)])
+                own = period_for(event.at, await _cycle_locked(conn, tenant_id, event))
+                # The counter lock of the event's own period, so a decision on it serialises.
+                await counters.lock(
+                    conn, [CounterKey(tenant_id, event.metric, event.customer_ref, own.start)]
+                )
                 event = await self._pending(conn, tenant_id, event_id)
                 await adjustments.insert_review(
                     conn,
@@ -300,28 +314,38 @@ def _cursor_position(cursor: str, kind: str) -> int:
     return position
 
 
-def _target_key(tenant_id: str, event: HeldEvent) -> CounterKey:
-    """The counter of the event's own period."""
-    return CounterKey(tenant_id, event.metric, event.customer_ref, event.period_start)
+async def _cycle_locked(
+    conn: AsyncConnection, tenant_id: str, event: HeldEvent
+) -> BillingCycle | None:
+    """The event's customer's cycle, read under the shared cycle lock every counter writer holds."""
+    periods = await cycles.resolve(conn, [(tenant_id, event.customer_ref)])
+    return periods.cycle(tenant_id, event.customer_ref)
 
 
-async def _booking_key(conn: AsyncConnection, tenant_id: str, event: HeldEvent) -> CounterKey:
-    """The counter an approved event is folded into: its own period's, unless that is invoiced.
+async def _booking_key(
+    conn: AsyncConnection,
+    tenant_id: str,
+    event: HeldEvent,
+    own: Period,
+    cycle: BillingCycle | None,
+) -> tuple[CounterKey, Period]:
+    """The counter (and period) an approved event is folded into: its own period's, unless invoiced.
 
     A ``period_closed`` hold (or any event whose period's invoice is finalized by now) is booked
     into the customer's next open period: a true-up on the next invoice, never a silent change.
     """
-    own = _target_key(tenant_id, event)
-    period = period_for(event.period_start)
-    if event.reason != "period_closed" and not await billing.is_closed(
-        conn, tenant_id, event.customer_ref, period
+    period = own
+    invoiced = await billing.closed_period_at(conn, tenant_id, event.customer_ref, event.at)
+    if (
+        event.reason == "period_closed"
+        or invoiced is not None
+        or await billing.is_closed(conn, tenant_id, event.customer_ref, period)
     ):
-        return own
-    for _ in range(MAX_PERIODS_AHEAD):
-        period = period_for(period.end)
-        if not await billing.is_closed(conn, tenant_id, event.customer_ref, period):
-            break
-    return CounterKey(tenant_id, event.metric, event.customer_ref, period.start)
+        for _ in range(MAX_PERIODS_AHEAD):
+            period = period_for(period.end, cycle)
+            if not await billing.is_closed(conn, tenant_id, event.customer_ref, period):
+                break
+    return CounterKey(tenant_id, event.metric, event.customer_ref, period.start), period
 
 
 def _already_reviewed(event_id: int, decision: str | None = None) -> Conflict:
