@@ -19,6 +19,7 @@ from stripemeter.domain.pushes import (
     plan_push,
     push_identifier,
     resolve_stale,
+    stamp_floor_after,
     stamp_for,
 )
 from stripemeter.stripe.breaker import BreakerState, CircuitBreaker
@@ -173,6 +174,41 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     delays = [policy.decide(ServerError("x"), n, 0.999).delay for n in (1, 2, 3)]
     assert delays[0] < delays[1] < delays[2]
     assert policy.decide(RateLimited("x", retry_after=7), 1, 0.0).delay == 7
+
+
+def test_stamp_floor_after_the_latest_event_stays_inside_what_stripe_accepts() -> None:
+    """The floor puts the next push at the minute after Stripe's latest event, within limits."""
+    period = NOV
+    end = period.end
+    after_period = end + timedelta(minutes=30)
+    minute = end - timedelta(minutes=8)
+    floor = stamp_floor_after(minute + timedelta(seconds=17), period, after_period)
+    assert floor == minute + timedelta(seconds=59)
+    assert stamp_for(period, after_period, after=floor, monotonic=True) == minute + timedelta(
+        minutes=1
+    )
+    last_minute = stamp_floor_after(end - timedelta(minutes=1), period, after_period)
+    assert stamp_for(period, after_period, after=last_minute, monotonic=True) == end - timedelta(
+        seconds=1
+    )
+    assert stamp_floor_after(None, period, after_period) == last_minute
+    used_up = LogState(Decimal(5), 1, end - timedelta(seconds=1), None)
+    parked = plan_push(
+        RowKey("t", "m", "live", "c", period),
+        used_up,
+        Decimal(6),
+        after_period,
+        mode=ValueMode.ABSOLUTE,
+        monotonic=True,
+    )
+    assert parked.kind is PlanKind.PARK
+    assert (parked.reason or "").startswith("no_later_timestamp")
+    # Mid-period an event up to 5 minutes ahead may exist; we can stamp at most 4 ahead.
+    now = datetime(2026, 11, 10, 12, 0, 0, 500, tzinfo=UTC)
+    ahead = stamp_floor_after(datetime(2026, 11, 10, 12, 5, tzinfo=UTC), period, now)
+    assert stamp_for(period, now, after=ahead, monotonic=True) == now.replace(
+        microsecond=0
+    ) + timedelta(minutes=4)
 
 
 def test_breaker_opens_probes_and_closes() -> None:

@@ -137,6 +137,28 @@ def stamp_for(
     return candidate
 
 
+def stamp_floor_after(latest_minute: datetime | None, period: Period, now: datetime) -> datetime:
+    """The ``last_stamp`` that makes a row's next last/max push land after Stripe's latest event.
+
+    ``latest_minute`` is the start of the minute holding the period's latest event in Stripe
+    (summaries have minute resolution), so the next push, one second after the floor, is stamped
+    at the following minute's first second: later than any event Stripe has. None (the event
+    could not be located) asks for the latest instant allowed. The floor stays low enough for
+    the push to be accepted (at most ``period.end - 1 s`` and 4 minutes ahead, as ``stamp_for``):
+    when the latest event sits in the period's last minute, or further ahead than Stripe lets us
+    stamp yet, the push takes the latest instant allowed and may still lose (a tie, or an event
+    ahead of us); reconciliation then reports the drift and the invoice stays held.
+    """
+    now = now.replace(microsecond=0)
+    cap = min(
+        period.end - timedelta(seconds=2),
+        now + STRIPE_FUTURE_WINDOW - timedelta(minutes=1, seconds=1),
+    )
+    if latest_minute is None:
+        return cap
+    return min(latest_minute.replace(second=0, microsecond=0) + timedelta(seconds=59), cap)
+
+
 def wire_value(value: Decimal, *, whole: bool) -> Decimal:
     """The number sent: exact, or rounded half-up to a whole number (legacy usage records)."""
     if not whole:
@@ -191,12 +213,17 @@ def plan_push(
     else:
         stamp = stamp_for(key.period, now, after=state.last_stamp, monotonic=monotonic)
     if stamp is None:
-        return PushPlan(
-            PlanKind.PARK,
-            state.pushed_total,
-            target_total,
-            reason="outside_stripe_window: the period is older than Stripe accepts meter events for",
-        )
+        reason = "outside_stripe_window: the period is older than Stripe accepts meter events for"
+        if (
+            monotonic
+            and state.last_stamp is not None
+            and state.last_stamp >= key.period.end - timedelta(seconds=1)
+        ):
+            reason = (
+                "no_later_timestamp: a push already holds the period's last second, and a last "
+                "meter keeps the latest event"
+            )
+        return PushPlan(PlanKind.PARK, state.pushed_total, target_total, reason=reason)
     return PushPlan(
         PlanKind.SEND,
         state.pushed_total,

@@ -36,6 +36,7 @@ from stripemeter.domain.drift import (
 )
 from stripemeter.domain.errors import Conflict, InvalidInput, NotFound
 from stripemeter.domain.periods import Period
+from stripemeter.domain.pushes import stamp_floor_after
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store
 from stripemeter.services.background import BackgroundTask
@@ -590,6 +591,9 @@ class Reconciler:
                 "Stripe's total is unknown; run a reconciliation", code="no_stripe_total"
             )
         now = self.clock()
+        floor = None
+        if suggestion.kind == RepairKind.RESEND.value:
+            floor = await self._after_latest_event(key, report.stripe_total, now)
         async with self.db.write() as conn:
             rebased = await store.rebase_push_row(
                 conn,
@@ -599,6 +603,7 @@ class Reconciler:
                 period_start=key.period.start,
                 stripe_total=report.stripe_total,
                 now=now,
+                stamp_floor=floor,
             )
         if not rebased:
             raise Conflict(
@@ -606,6 +611,41 @@ class Reconciler:
             )
         summary = await self.pusher.flush(key.tenant_id, key.customer_ref)
         return {"action": suggestion.kind, "pushes": summary.results}
+
+    async def _after_latest_event(
+        self, key: store.ReportKey, stripe_total: Decimal, now: datetime
+    ) -> datetime | None:
+        """For a ``last`` meter: a stamp floor past the period's latest event in Stripe.
+
+        ``last`` bills the value with the greatest timestamp, so a resend stamped before another
+        writer's event (one put in the period's final hour, past our reserve) would lose again.
+        When Stripe's events cannot be located (a zero last value looks like no event at all)
+        the floor is the latest instant Stripe accepts now. None when the driver has no
+        timestamps to beat or Stripe cannot be read (the push would fail as well).
+        """
+        async with self.db.read() as conn:
+            mapping = await sync_store.get_mapping(conn, key.tenant_id, key.mapping_id)
+            customer = await sync_store.get_customer(conn, key.tenant_id, key.customer_ref)
+        account = self.accounts.for_target(key.target)
+        if mapping is None or customer is None or account is None:
+            return None
+        driver = self.pusher.driver_for(mapping, key.target)
+        if driver.fixed_stamps or not driver.monotonic_stamps(mapping.aggregation_kind):
+            return None
+        destination = await self.pusher.destination_for(mapping, key.target, key.customer_ref)
+        if destination is None:
+            return None
+        stripe_customer = (
+            customer.shadow_stripe_customer_id if key.target == "shadow" else None
+        ) or customer.stripe_customer_id
+        try:
+            minute = await driver.latest_event_minute(
+                account, destination, stripe_customer, key.period, stripe_total
+            )
+        except StripeCallError as exc:
+            log.warning("latest_event_lookup_failed", mapping=mapping.id, error=exc.reason)
+            return None
+        return stamp_floor_after(minute, key.period, now)
 
     async def _sample_gauges(self) -> None:
         async with self.db.read() as conn:

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, literal, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -456,12 +456,22 @@ async def rebase_push_row(
     period_start: datetime,
     stripe_total: Decimal,
     now: datetime,
+    stamp_floor: datetime | None = None,
 ) -> bool:
     """Set a write-log row's confirmed total to what Stripe shows and flag it for the pusher.
 
     The pusher then sends ``local - stripe`` through its normal two-phase path, with a fresh
-    identifier. Refused (False) while a push is in flight or the row is leased.
+    identifier. ``stamp_floor`` raises the row's ``last_stamp`` (never lowers it), so the next
+    last/max push is stamped after it. Refused (False) while a push is in flight or the row is
+    leased.
     """
+    extra: dict[str, Any] = {}
+    if stamp_floor is not None:
+        floor = literal(stamp_floor, push_log.c.last_stamp.type)
+        extra["last_stamp"] = case(
+            (or_(push_log.c.last_stamp.is_(None), push_log.c.last_stamp < floor), floor),
+            else_=push_log.c.last_stamp,
+        )
     done = await conn.execute(
         update(push_log)
         .where(
@@ -482,6 +492,7 @@ async def rebase_push_row(
             last_error=None,
             next_attempt_at=now,
             updated_at=now,
+            **extra,
         )
     )
     return bool(done.rowcount)

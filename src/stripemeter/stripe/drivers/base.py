@@ -75,6 +75,20 @@ class Driver(ABC):
     ) -> Decimal | None:
         """Stripe's own total for a customer and period (None when it cannot be read)."""
 
+    async def latest_event_minute(
+        self,
+        account: StripeAccount,
+        destination: Destination,
+        customer: str,
+        period: Period,
+        value: Decimal,
+    ) -> datetime | None:
+        """The minute holding the period's latest event, whose value is ``value`` (None: unknown).
+
+        Only meaningful for ``last`` meters; drivers without event timestamps return None.
+        """
+        return None
+
 
 def options_for(destination: Destination, identifier: str | None = None) -> RequestOptions:
     """Request options: the Connect account and the Idempotency-Key."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -80,6 +81,41 @@ class MeterEventsDriver(Driver):
             return None
         start = unix(period.start) // MINUTE * MINUTE
         end = -(-unix(period.end) // MINUTE) * MINUTE
+        return await self._summary(account, destination, customer, start, end)
+
+    async def latest_event_minute(
+        self,
+        account: StripeAccount,
+        destination: Destination,
+        customer: str,
+        period: Period,
+        value: Decimal,
+    ) -> datetime | None:
+        """Binary search over minute-aligned summaries ``[m, end)`` of a ``last`` meter.
+
+        Such a window shows ``value`` (the period's last value) exactly when it still holds the
+        latest event, and nothing when ``m`` is past it; so the largest such ``m`` is the minute
+        of the latest event, whoever sent it. A zero value cannot be told from an empty window:
+        None. About log2(minutes in the period) reads, 16 for a month.
+        """
+        if destination.meter_id is None or value == 0:
+            return None
+        low = unix(period.start) // MINUTE * MINUTE
+        end = -(-unix(period.end) // MINUTE) * MINUTE
+        if await self._summary(account, destination, customer, low, end) != value:
+            return None  # Stripe's total moved since it was read: let reconciliation re-run
+        high = end  # invariant: [low, end) shows ``value``; [high, end) does not (or is empty)
+        while high - low > MINUTE:
+            middle = low + (high - low) // MINUTE // 2 * MINUTE
+            if await self._summary(account, destination, customer, middle, end) == value:
+                low = middle
+            else:
+                high = middle
+        return datetime.fromtimestamp(low, UTC)
+
+    async def _summary(
+        self, account: StripeAccount, destination: Destination, customer: str, start: int, end: int
+    ) -> Decimal:
         query: dict[str, Any] = {"customer": customer, "start_time": start, "end_time": end}
         with map_stripe_errors():
             response = await account.client.raw_request_async(

@@ -7,6 +7,7 @@ so a misconfigured key can never make a shadow push reach live invoices.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from stripemeter.domain.aggregation import Aggregation
@@ -58,3 +59,15 @@ class ShadowDriver(Driver):
         """Read through the wrapped driver, test mode only."""
         self.check(account)
         return await self.inner.period_total(account, destination, customer, period)
+
+    async def latest_event_minute(
+        self,
+        account: StripeAccount,
+        destination: Destination,
+        customer: str,
+        period: Period,
+        value: Decimal,
+    ) -> datetime | None:
+        """Search through the wrapped driver, test mode only."""
+        self.check(account)
+        return await self.inner.latest_event_minute(account, destination, customer, period, value)

@@ -89,5 +89,16 @@ class MeterEventStreamDriver(Driver):
         """Same as v1: the meter's event summary."""
         return await self._meters.period_total(account, destination, customer, period)
 
+    async def latest_event_minute(
+        self,
+        account: StripeAccount,
+        destination: Destination,
+        customer: str,
+        period: Period,
+        value: Decimal,
+    ) -> datetime | None:
+        """Same as v1: searched in the meter's event summaries."""
+        return await self._meters.latest_event_minute(account, destination, customer, period, value)
+
 
 __all__ = ["MeterEventStreamDriver", "options_for"]
