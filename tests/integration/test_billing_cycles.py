@@ -17,6 +17,7 @@ from stripemeter.services.billing_cycles import BillingCycles
 from stripemeter.services.replay import ReplayScope, ReplayService
 from stripemeter.store import billing
 from stripemeter.store.tables import audit_log, counters
+from tests.conftest import issue
 from tests.integration._counters import event, ingest
 
 OCT15 = datetime(2025, 10, 15, tzinfo=UTC)
@@ -233,3 +234,91 @@ async def test_cycle_changes_racing_with_ingest_keep_counters_derivable(
     cycle = BillingCycle(final)
     for (_, start), row in rows.items():
         assert cycle.period_containing(start) == Period(start, row["period_end"])
+
+
+async def test_usage_reads_take_the_period_from_the_counters(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """usage/current, history by month and the customer list show [Nov 15, Dec 15) totals."""
+    await set_cycle(app_services, OCT15)
+    await ingest(
+        api,
+        event("2025-11-14T12:00:00Z", 3),
+        event("2025-11-16T12:00:00Z", 5),
+        event("2025-11-20T12:00:00Z", 1, customerRef="cus_2"),
+    )
+    current = await api.get(
+        "/v1/usage/current", params={"customerRef": "cus_1", "period": "2025-11"}
+    )
+    assert current.status_code == 200, current.text
+    body = current.json()
+    assert body["period"] == {"start": "2025-11-15T00:00:00Z", "end": "2025-12-15T00:00:00Z"}
+    assert [(m["metric"], m["value"]) for m in body["metrics"]] == [("api_calls", 5)]
+    by_day = await api.get(
+        "/v1/usage/current", params={"customerRef": "cus_1", "period": "2025-11-14"}
+    )
+    assert by_day.json()["period"]["start"] == "2025-10-15T00:00:00Z"
+    assert by_day.json()["metrics"][0]["value"] == 3
+
+    history = await api.get(
+        "/v1/usage/history",
+        params={
+            "customerRef": "cus_1",
+            "metric": "api_calls",
+            "from": "2025-10-15T00:00:00Z",
+            "to": "2025-12-15T00:00:00Z",
+            "interval": "month",
+        },
+    )
+    assert history.status_code == 200, history.text
+    assert [(b["start"], b["value"]) for b in history.json()["usage"]] == [
+        ("2025-10-15T00:00:00Z", 3),
+        ("2025-11-15T00:00:00Z", 5),
+    ]
+
+    listed = await api.get("/v1/usage/customers", params={"period": "2025-11"})
+    assert listed.status_code == 200, listed.text
+    customers = {c["customerRef"]: c for c in listed.json()["customers"]}
+    assert customers["cus_1"]["period"]["start"] == "2025-11-15T00:00:00Z"
+    assert customers["cus_1"]["metrics"][0]["value"] == 5
+    assert customers["cus_2"]["period"] == {
+        "start": "2025-11-01T00:00:00Z",
+        "end": "2025-12-01T00:00:00Z",
+    }
+
+
+async def test_an_adjustment_for_a_month_lands_in_the_period_starting_in_it(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """An approved adjustment for 2025-11 counts in [Nov 15, Dec 15), and survives a re-key."""
+    approver = await issue(app_services, "acme", "adjustments:approve")
+    await set_cycle(app_services, OCT15)
+    await ingest(api, event("2025-11-16T12:00:00Z", 5))
+    created = await api.post(
+        "/v1/adjustments",
+        json={
+            "metric": "api_calls",
+            "customerRef": "cus_1",
+            "period": "2025-11",
+            "delta": 2,
+            "reason": "correction",
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["periodStart"] == "2025-11-15T00:00:00Z"
+    approved = await api.post(
+        f"/v1/adjustments/{created.json()['id']}/approve",
+        headers={"Authorization": f"Bearer {approver.key}"},
+    )
+    assert approved.status_code == 200, approved.text
+    rows = await counter_rows(app_services)
+    assert {start: r["sum"] for (_, start), r in rows.items()} == {NOV15: Decimal(7)}
+    await no_differences(app_services)
+    await set_cycle(
+        app_services, datetime(2025, 10, 20, tzinfo=UTC)
+    )  # Nov 15 is in [Oct 20, Nov 20)
+    rows = await counter_rows(app_services)
+    assert {start: r["sum"] for (_, start), r in rows.items()} == {
+        datetime(2025, 10, 20, tzinfo=UTC): Decimal(7)
+    }
+    await no_differences(app_services)

@@ -122,9 +122,10 @@ class CustomerMetricOut(BaseModel):
 
 
 class CustomerUsageOut(BaseModel):
-    """A customer's metrics in the period."""
+    """A customer's metrics in its own period (its billing cycle's, or the calendar month)."""
 
     customerRef: str
+    period: PeriodOut
     metrics: list[CustomerMetricOut]
 
 

@@ -36,7 +36,7 @@ from stripemeter.domain.alerts import (
     decide,
     effective_thresholds,
 )
-from stripemeter.domain.periods import period_for
+from stripemeter.domain.periods import Period
 from stripemeter.domain.quantities import canonical
 from stripemeter.observability import metrics
 from stripemeter.services.alert_rules import (
@@ -569,14 +569,13 @@ class AlertEvaluator:
         return Readings([Reading(*subject, value, rule.thresholds)])
 
     async def _usage(self, rule: AlertRule, now: datetime, only: set[Subject] | None) -> Readings:
-        period = period_for(now)
         settings = await self._catalog.for_tenant(rule.tenant_id)
         customers = {c for c, _ in only} if only is not None else None
         async with self._db.read() as conn:
             rows = await alert_inputs.counters_in_period(
                 conn,
                 rule.tenant_id,
-                period.start,
+                now,
                 metric=rule.metric,
                 customer_ref=rule.customer_ref,
                 customers=customers,
@@ -608,21 +607,22 @@ class AlertEvaluator:
     async def _spend(self, rule: AlertRule, now: datetime, only: set[Subject] | None) -> Readings:
         if self._projection is None:
             raise RuntimeError("spend thresholds need the projection service")
-        period = period_for(now)
         customers = {c for c, _ in only} if only is not None else None
         async with self._db.read() as conn:
             rows = await alert_inputs.counters_in_period(
                 conn,
                 rule.tenant_id,
-                period.start,
+                now,
                 metric=None,
                 customer_ref=rule.customer_ref,
                 customers=customers,
             )
+        # Each customer's current period (its billing cycle's, or the calendar month).
+        periods = {r["customer_ref"]: Period(r["period_start"], r["period_end"]) for r in rows}
         found = Readings()
-        for customer in sorted({r["customer_ref"] for r in rows}):
+        for customer in sorted(periods):
             document = await self._projection.project(
-                rule.tenant_id, ProjectionQuery(customer, period)
+                rule.tenant_id, ProjectionQuery(customer, periods[customer])
             )
             if document["currency"] is None:
                 continue

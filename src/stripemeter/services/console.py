@@ -89,7 +89,7 @@ class ConsoleOverview:
                 conn, tenant_id, since, cap=RECENT_EVENTS_CAP
             )
             held_pending = await ledger.count_pending_held(conn, tenant_id)
-            customers = await console_queries.count_customers(conn, tenant_id, period.start)
+            customers = await console_queries.count_customers(conn, tenant_id, now)
             pushes = await console_queries.push_health(conn, tenant_id)
         buckets = minute_buckets(rows, now)
         return Overview(

@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from stripemeter.domain.periods import Period
+from stripemeter.domain.periods import Period, period_named
 from stripemeter.services import sync_store
 from stripemeter.services.reconciler import Reconciler
-from stripemeter.store import adjustment_rows, billing
+from stripemeter.store import adjustment_rows, billing, cycles, period_ledger
 from stripemeter.store import reconciliation as recon_store
 from stripemeter.store.tables import events, push_log
 
@@ -24,9 +24,16 @@ async def explain(
     after_id: int | None,
     limit: int,
 ) -> dict[str, Any]:
-    """Counter, invoice lines, events (paginated), adjustments, pushes, true-ups, reports."""
+    """Counter, invoice lines, events (paginated), adjustments, pushes, true-ups, reports.
+
+    A calendar month names the customer's billing period that starts in it (its Stripe cycle's).
+    """
     db = reconciler.db
     async with db.read() as conn:
+        if period == period_named(period.label):
+            period = period_named(
+                period.label, await cycles.cycle_of(conn, tenant_id, customer_ref)
+            )
         mappings = await sync_store.list_mappings(conn, tenant_id, metric=metric)
         query = (
             select(events)
@@ -72,13 +79,8 @@ async def explain(
         invoices = await billing.parity_for_customer(conn, tenant_id, customer_ref, None)
         counter_total = None
         if mappings:
-            counter_total = await sync_store.counter_total(
-                conn,
-                tenant_id,
-                metric,
-                customer_ref,
-                period.start,
-                mappings[0].aggregation_kind,
+            counter_total = await period_ledger.billing_value(
+                conn, tenant_id, metric, customer_ref, period, mappings[0].aggregation_kind
             )
     page = rows[:limit]
     lines = [

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 from stripemeter.domain.aggregation import Aggregation, Contribution, CounterState, fold
 from stripemeter.domain.alerts import effective_thresholds
-from stripemeter.domain.periods import period_for
+from stripemeter.domain.periods import Period, period_for
 from stripemeter.services.alert_rules import AlertRule
 from stripemeter.services.catalog import MetricCatalog
-from stripemeter.store import alert_inputs, alerts
+from stripemeter.store import alert_inputs, alerts, cycles
 from stripemeter.store.counters import CounterKey, state_from_row
 from stripemeter.store.database import Database
 
@@ -171,11 +171,16 @@ class HardCaps:
         now = now or datetime.now(UTC)
         self.invalidate(tenant_id)
         caps = await self.for_tenant(tenant_id)
-        period = period_for(now)
         aggregation = (await self._catalog.for_tenant(tenant_id)).get(metric).aggregation
         async with self._db.read() as conn:
             rows = await alert_inputs.counters_in_period(
-                conn, tenant_id, period.start, metric=metric, customer_ref=customer_ref
+                conn, tenant_id, now, metric=metric, customer_ref=customer_ref
+            )
+            # The customer's current period: its counter's, else its cycle's (or calendar month).
+            period = (
+                Period(rows[0]["period_start"], rows[0]["period_end"])
+                if rows
+                else period_for(now, await cycles.cycle_of(conn, tenant_id, customer_ref))
             )
             limits = await alerts.list_limits(
                 conn, tenant_id, customer_ref=customer_ref, metric=metric

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from stripemeter.domain.aggregation import Aggregation
 from stripemeter.domain.errors import InvalidInput
 from stripemeter.domain.events import MAX_CUSTOMER_REF_LENGTH
-from stripemeter.domain.periods import Period, period_for
+from stripemeter.domain.periods import BillingCycle, Period, period_for
 from stripemeter.domain.pricing import (
     Credit,
     Currency,
@@ -36,8 +36,8 @@ from stripemeter.domain.quantities import QuantityError, parse_quantity
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.invoice_views import major, tiers_view, unit_price
 from stripemeter.services.prices import PriceLookup, PriceSource
-from stripemeter.services.read_params import check_length, parse_instant, parse_month
-from stripemeter.store import counters, usage_queries
+from stripemeter.services.read_params import check_length, parse_instant, parse_period
+from stripemeter.store import counters, cycles, usage_queries
 from stripemeter.store.counters import state_from_row
 from stripemeter.store.database import Database
 from stripemeter.store.tables import push_log
@@ -52,14 +52,49 @@ def _utcnow() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodRequest:
+    """A period as a request names it, resolved against the customer's billing cycle."""
+
+    label: str | None = None  # YYYY-MM (the period starting in that month) or YYYY-MM-DD
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def resolve(self, cycle: BillingCycle | None) -> Period:
+        """The customer's period, or a 400 when ``start``/``end`` are not its bounds."""
+        if self.label is not None:
+            return parse_period(self.label, cycle)
+        assert self.start is not None
+        period = period_for(self.start, cycle)
+        if period.start != self.start:
+            raise InvalidInput(
+                f"periodStart must be the start of a billing period ({period.start.isoformat()})",
+                code="invalid_period",
+                param="periodStart",
+            )
+        if self.end is not None and self.end != period.end:
+            raise InvalidInput(
+                f"periodEnd must be the end of the period that starts at periodStart "
+                f"({period.end.isoformat()}, exclusive)",
+                code="invalid_period",
+                param="periodEnd",
+            )
+        return period
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectionQuery:
-    """What to project: a customer, a period (default: the one containing now), the window, extras."""
+    """What to project: a customer, a period (default: the one containing now), the window, extras.
+
+    ``period`` is a resolved period; ``requested`` one named by a request, resolved against the
+    customer's billing cycle (its anchored periods, or calendar months).
+    """
 
     customer_ref: str
     period: Period | None = None
     window: timedelta = DEFAULT_WINDOW
     tax_rate: Decimal = Decimal(0)
     credits: tuple[Mapping[str, Any], ...] = ()  # {amount (major units), reason?, expiresAt?}
+    requested: PeriodRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +131,13 @@ class ProjectionService:
     async def project(self, tenant_id: str, query: ProjectionQuery) -> dict[str, Any]:
         """The projection as a response document (camelCase, exact decimals)."""
         now = self.clock()
-        period = query.period or period_for(now)
         settings = await self._catalog.for_tenant(tenant_id)
         async with self._db.read() as conn:
+            period = query.period
+            if period is None:
+                cycle = await cycles.cycle_of(conn, tenant_id, query.customer_ref)
+                period = query.requested.resolve(cycle) if query.requested else None
+                period = period or period_for(now, cycle)
             rows = await counters.for_customer(conn, tenant_id, query.customer_ref, period.start)
             pending = await _pending_pushes(conn, tenant_id, query.customer_ref, period.start)
         states = {row["metric"]: row for row in rows}
@@ -389,7 +428,7 @@ def parse_query(
                                code="invalid_parameter", param="taxRate")  # fmt: skip
     if credits is not None and not isinstance(credits, list):
         raise InvalidInput("credits must be a list", code="invalid_parameter", param="credits")
-    return ProjectionQuery(customer, resolved, window, rate, tuple(credits or ()))
+    return ProjectionQuery(customer, None, window, rate, tuple(credits or ()), resolved)
 
 
 def _number(value: object, param: str) -> Decimal:
@@ -399,14 +438,15 @@ def _number(value: object, param: str) -> Decimal:
         raise InvalidInput(f"{param} {exc}", code="invalid_parameter", param=param) from None
 
 
-def _period(label: object, start: object, end: object) -> Period | None:
+def _period(label: object, start: object, end: object) -> PeriodRequest | None:
     if label is not None:
         if start is not None or end is not None:
             raise InvalidInput("give period or periodStart/periodEnd, not both",
                                code="invalid_parameter", param="period")  # fmt: skip
         if not isinstance(label, str):
             raise InvalidInput("period must be YYYY-MM", code="invalid_parameter", param="period")
-        return parse_month(label)
+        parse_period(label)  # malformed: 400 now; resolved against the customer's cycle later
+        return PeriodRequest(label=label)
     if start is None:
         if end is not None:
             raise InvalidInput("periodEnd needs periodStart", code="missing_parameter",
@@ -416,23 +456,20 @@ def _period(label: object, start: object, end: object) -> Period | None:
         raise InvalidInput("periodStart must be a date or an RFC 3339 time",
                            code="invalid_parameter", param="periodStart")  # fmt: skip
     begins = parse_instant(start, "periodStart")
-    period = period_for(begins)
-    if period.start != begins:
-        raise InvalidInput(
-            f"periodStart must be the start of a billing period ({period.start.date()})",
-            code="invalid_period",
-            param="periodStart",
-        )
+    ends = None
     if end is not None:
-        ends = parse_instant(end, "periodEnd") if isinstance(end, str) else None
-        if ends != period.end:
-            raise InvalidInput(
-                f"periodEnd must be the end of the period that starts at periodStart "
-                f"({period.end.date()}, exclusive)",
-                code="invalid_period",
-                param="periodEnd",
-            )
-    return period
+        if not isinstance(end, str):
+            raise InvalidInput("periodEnd must be a date or an RFC 3339 time",
+                               code="invalid_parameter", param="periodEnd")  # fmt: skip
+        ends = parse_instant(end, "periodEnd")
+    return PeriodRequest(start=begins, end=ends)
 
 
-__all__ = ["DEFAULT_WINDOW", "ProjectionQuery", "ProjectionService", "currency", "parse_query"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "PeriodRequest",
+    "ProjectionQuery",
+    "ProjectionService",
+    "currency",
+    "parse_query",
+]

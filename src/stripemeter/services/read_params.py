@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stripemeter.domain.errors import InvalidInput
-from stripemeter.domain.periods import Period, month_from_label
+from stripemeter.domain.periods import BillingCycle, Period, month_from_label, period_named
 from stripemeter.domain.times import TimeError, parse_event_time
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -64,6 +64,14 @@ def parse_month(value: str, param: str = "period") -> Period:
     """A calendar month written ``YYYY-MM``."""
     try:
         return month_from_label(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{param} {exc}", code="invalid_period", param=param) from None
+
+
+def parse_period(value: str, cycle: BillingCycle | None = None, param: str = "period") -> Period:
+    """A period named ``YYYY-MM`` (the one starting in that month) or ``YYYY-MM-DD`` (containing it)."""
+    try:
+        return period_named(value, cycle)
     except ValueError as exc:
         raise InvalidInput(f"{param} {exc}", code="invalid_period", param=param) from None
 

@@ -13,17 +13,17 @@ from sqlalchemy.engine import RowMapping
 from stripemeter.domain.aggregation import EMPTY, Aggregation, Contribution, CounterState, fold
 from stripemeter.domain.errors import InvalidInput
 from stripemeter.domain.events import MAX_CUSTOMER_REF_LENGTH, MAX_METRIC_LENGTH
-from stripemeter.domain.periods import Period, calendar_month, period_for
+from stripemeter.domain.periods import BillingCycle, Period, calendar_month, period_for
 from stripemeter.services.catalog import MetricCatalog, TenantMetrics
 from stripemeter.services.read_params import (
     check_length,
     decode_cursor,
     encode_cursor,
     parse_instant,
-    parse_month,
+    parse_period,
     pick,
 )
-from stripemeter.store import counters, usage_queries
+from stripemeter.store import counters, cycles, usage_queries
 from stripemeter.store.counters import state_from_row
 from stripemeter.store.database import Database
 
@@ -93,10 +93,11 @@ class UsageHistory:
 
 @dataclass(frozen=True, slots=True)
 class CustomerUsage:
-    """A customer's metrics in one period."""
+    """A customer's metrics in one of its periods (its billing cycle's, or the calendar month)."""
 
     customer_ref: str
     metrics: list[MetricUsage]
+    period: Period | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +109,9 @@ class CustomerPage:
     next_cursor: str | None
 
 
-def resolve_period(label: str | None, now: datetime) -> Period:
-    """The period named ``YYYY-MM``, or the one containing ``now``."""
-    return parse_month(label) if label is not None else period_for(now)
+def resolve_period(label: str | None, now: datetime, cycle: BillingCycle | None = None) -> Period:
+    """The customer's period named ``YYYY-MM`` (or ``YYYY-MM-DD``), or the one containing ``now``."""
+    return parse_period(label, cycle) if label is not None else period_for(now, cycle)
 
 
 def _metric_usage(settings: TenantMetrics, row: RowMapping) -> MetricUsage:
@@ -132,40 +133,59 @@ async def current_usage(
     period_label: str | None,
     now: datetime,
 ) -> CurrentUsage:
-    """Every metric a customer has a counter for in the period (default: the one containing now)."""
+    """Every metric a customer has a counter for in the period (default: the one containing now).
+
+    Periods are the customer's: its Stripe billing cycle's when known, else calendar months; the
+    period reported is the counters' own.
+    """
     customer = _required(customer_ref, "customerRef", MAX_CUSTOMER_REF_LENGTH)
-    period = resolve_period(period_label, now)
+    if period_label is not None:
+        parse_period(period_label)  # a malformed label is a 400 before any database work
     settings = await catalog.for_tenant(tenant_id)
     async with db.read() as conn:
+        cycle = await cycles.cycle_of(conn, tenant_id, customer)
+        period = resolve_period(period_label, now, cycle)
         rows = await counters.for_customer(conn, tenant_id, customer, period.start)
+    if rows:
+        period = Period(rows[0]["period_start"], rows[0]["period_end"])
     return CurrentUsage(customer, period, [_metric_usage(settings, row) for row in rows])
 
 
-def floor_to(at: datetime, interval: Interval) -> datetime:
-    """The start of the UTC bucket containing ``at``."""
+def floor_to(at: datetime, interval: Interval, cycle: BillingCycle | None = None) -> datetime:
+    """The start of the UTC bucket containing ``at`` (``month``: the billing period, with a cycle)."""
     at = at.astimezone(UTC)
     if interval is Interval.HOUR:
         return at.replace(minute=0, second=0, microsecond=0)
     if interval is Interval.DAY:
         return at.replace(hour=0, minute=0, second=0, microsecond=0)
-    return calendar_month(at).start
+    return period_for(at, cycle).start if cycle is not None else calendar_month(at).start
 
 
-def next_boundary(label: datetime, interval: Interval) -> datetime:
+def next_boundary(
+    label: datetime, interval: Interval, cycle: BillingCycle | None = None
+) -> datetime:
     """The start of the bucket after the one starting at ``label``."""
     if interval is Interval.HOUR:
         return label + timedelta(hours=1)
     if interval is Interval.DAY:
         return label + timedelta(days=1)
-    return calendar_month(label).end
+    return period_for(label, cycle).end if cycle is not None else calendar_month(label).end
 
 
 def bucket_spans(
-    since: datetime, until: datetime, interval: Interval, *, limit: int = MAX_HISTORY_BUCKETS
+    since: datetime,
+    until: datetime,
+    interval: Interval,
+    *,
+    limit: int = MAX_HISTORY_BUCKETS,
+    cycle: BillingCycle | None = None,
 ) -> list[tuple[datetime, datetime, datetime]]:
-    """(label, start, end) of each bucket, clipped to ``[since, until)``; at most ``limit`` of them."""
+    """(label, start, end) of each bucket, clipped to ``[since, until)``; at most ``limit`` of them.
+
+    ``month`` buckets are the customer's billing periods when it has a cycle.
+    """
     spans: list[tuple[datetime, datetime, datetime]] = []
-    label = floor_to(since, interval)
+    label = floor_to(since, interval, cycle)
     while label < until:
         if len(spans) == limit:
             raise InvalidInput(
@@ -175,7 +195,7 @@ def bucket_spans(
                 param="interval",
                 details={"maxBuckets": limit},
             )
-        end = next_boundary(label, interval)
+        end = next_boundary(label, interval, cycle)
         spans.append((label, max(label, since), min(end, until)))
         label = end
     return spans
@@ -223,16 +243,20 @@ async def usage_history(
     until_name, until_text = pick("to", until[0], "periodEnd", until[1])
     _, interval_text = pick("interval", interval[0], "step", interval[1])
     width = _interval(interval_text)
-    current = period_for(now)
-    start = parse_instant(since_text, since_name) if since_text is not None else current.start
-    end = parse_instant(until_text, until_name) if until_text is not None else current.end
+    since_at = parse_instant(since_text, since_name) if since_text is not None else None
+    until_at = parse_instant(until_text, until_name) if until_text is not None else None
+    async with db.read() as conn:
+        cycle = await cycles.cycle_of(conn, tenant_id, customer)
+    current = period_for(now, cycle)
+    start = since_at if since_at is not None else current.start
+    end = until_at if until_at is not None else current.end
     if start >= end:
         raise InvalidInput(
             f"{until_name} must be later than {since_name} (the range is [from, to))",
             code="invalid_range",
             param=until_name,
         )
-    spans = bucket_spans(start, end, width)
+    spans = bucket_spans(start, end, width, cycle=cycle)
     config = (await catalog.for_tenant(tenant_id)).get(metric_name)
     states = [EMPTY] * len(spans)
     starts = [span[1] for span in spans]
@@ -290,17 +314,29 @@ async def customers_usage(
     after = decode_cursor(cursor, _CURSOR_KIND) if cursor is not None else None
     if after is not None and not isinstance(after, str):
         raise InvalidInput("cursor is malformed", code="invalid_cursor", param="cursor")
+    # Each customer's own period: with ``YYYY-MM`` the one starting in that month (the month itself
+    # on calendar months), else the one containing now. The page's period is the calendar month.
     period = resolve_period(period_label, now)
     settings = await catalog.for_tenant(tenant_id)
     async with db.read() as conn:
         rows = await counters.for_period(
-            conn, tenant_id, period.start, after_customer=after, limit=limit + 1
+            conn,
+            tenant_id,
+            starting_in=period if period_label is not None else None,
+            containing=now,
+            after_customer=after,
+            limit=limit + 1,
         )
     customers: list[CustomerUsage] = []
+    seen: set[tuple[str, str]] = set()
     for row in rows:
+        if (row["customer_ref"], row["metric"]) in seen:
+            continue  # a weekly or daily cycle starts several periods in a month: the first
+        seen.add((row["customer_ref"], row["metric"]))
         usage = _metric_usage(settings, row)
         if not customers or customers[-1].customer_ref != row["customer_ref"]:
-            customers.append(CustomerUsage(row["customer_ref"], []))
+            own = Period(row["period_start"], row["period_end"])
+            customers.append(CustomerUsage(row["customer_ref"], [], own))
         customers[-1].metrics.append(usage)
     more = len(customers) > limit
     customers = customers[:limit]

@@ -25,15 +25,18 @@ STREAM_CHUNK = 2000
 async def counters_in_period(
     conn: AsyncConnection,
     tenant_id: str,
-    period_start: datetime,
+    at: datetime,
     *,
     metric: str | None,
     customer_ref: str | None,
     customers: set[str] | None = None,
 ) -> list[RowMapping]:
-    """Counter rows of one period, optionally one metric and one customer (or a set of them)."""
+    """Counter rows of the periods containing ``at`` (each customer's own: its billing cycle's or
+    the calendar month), optionally one metric and one customer (or a set of them)."""
     query = select(counters).where(
-        counters.c.tenant_id == tenant_id, counters.c.period_start == period_start
+        counters.c.tenant_id == tenant_id,
+        counters.c.period_start <= at,
+        counters.c.period_end > at,
     )
     if metric is not None:
         query = query.where(counters.c.metric == metric)

@@ -32,10 +32,12 @@ async def recent_events(
     return inside, truncated
 
 
-async def count_customers(conn: AsyncConnection, tenant_id: str, period_start: datetime) -> int:
-    """Customers with at least one counter in the period."""
+async def count_customers(conn: AsyncConnection, tenant_id: str, at: datetime) -> int:
+    """Customers with at least one counter in their period containing ``at`` (each its own)."""
     query = select(func.count(func.distinct(counters.c.customer_ref))).where(
-        counters.c.tenant_id == tenant_id, counters.c.period_start == period_start
+        counters.c.tenant_id == tenant_id,
+        counters.c.period_start <= at,
+        counters.c.period_end > at,
     )
     return int((await conn.execute(query)).scalar_one())
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -229,21 +229,28 @@ async def for_customer(
 async def for_period(
     conn: AsyncConnection,
     tenant_id: str,
-    period_start: datetime,
     *,
+    starting_in: Period | None = None,
+    containing: datetime | None = None,
     after_customer: str | None,
     limit: int,
 ) -> list[RowMapping]:
-    """Counters of one period for customers after ``after_customer`` (ordered by customer)."""
-    query = select(counters).where(
-        counters.c.tenant_id == tenant_id, counters.c.period_start == period_start
-    )
+    """Counters of customers after ``after_customer`` (ordered by customer), each customer's own
+    period: the ones starting in ``starting_in``, else the ones containing ``containing``."""
+    if starting_in is not None:
+        which = and_(
+            counters.c.period_start >= starting_in.start, counters.c.period_start < starting_in.end
+        )
+    else:
+        assert containing is not None
+        which = and_(counters.c.period_start <= containing, counters.c.period_end > containing)
+    query = select(counters).where(counters.c.tenant_id == tenant_id, which)
     if after_customer is not None:
         query = query.where(counters.c.customer_ref > after_customer)
     # Fetch whole customers: a limit on customers, not rows, is applied by the caller.
     customers = (
         select(counters.c.customer_ref)
-        .where(counters.c.tenant_id == tenant_id, counters.c.period_start == period_start)
+        .where(counters.c.tenant_id == tenant_id, which)
         .distinct()
         .order_by(counters.c.customer_ref)
         .limit(limit)
@@ -251,7 +258,9 @@ async def for_period(
     if after_customer is not None:
         customers = customers.where(counters.c.customer_ref > after_customer)
     query = query.where(counters.c.customer_ref.in_(customers.scalar_subquery()))
-    rows = await conn.execute(query.order_by(counters.c.customer_ref, counters.c.metric))
+    rows = await conn.execute(
+        query.order_by(counters.c.customer_ref, counters.c.metric, counters.c.period_start)
+    )
     return list(rows.mappings())
 
 

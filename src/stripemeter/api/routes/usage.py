@@ -19,7 +19,11 @@ from stripemeter.services.read_params import reject_unknown
 
 router = APIRouter(tags=["usage"])
 
-PERIOD_HELP = "A calendar month, YYYY-MM; default: the period containing now."
+PERIOD_HELP = (
+    "YYYY-MM: the customer's billing period that starts in that month (the calendar month unless "
+    "a Stripe billing cycle is known), or YYYY-MM-DD: the period containing that day; default: "
+    "the period containing now."
+)
 TIME_HELP = "RFC 3339 with an offset (or YYYY-MM-DD for midnight UTC); the range is [from, to)."
 
 
@@ -132,6 +136,7 @@ async def customers_usage(
             "customers": [
                 {
                     "customerRef": c.customer_ref,
+                    "period": read_wire.period_json(c.period or page.period),
                     "metrics": [
                         {
                             "metric": m.metric,
