@@ -235,6 +235,11 @@ def test_breaker_lets_another_probe_through_when_one_never_reports() -> None:
     assert breaker.allow(20)
     breaker.record_success()
     assert breaker.allow(21)
+    breaker.record_failure(22)
+    assert breaker.allow(32)  # a probe, then not made (another worker held the call slot)
+    breaker.cancel_probe()
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow(32)
 
 
 def test_billing_cycles_anchor_periods() -> None:

@@ -19,7 +19,12 @@ STRIPEMETER = str(Path(sys.executable).with_name("stripemeter"))
 
 
 def start_worker(
-    database_url: str, fake_url: str, *, crash_at: str | None = None, interval: float = 0.2
+    database_url: str,
+    fake_url: str,
+    *,
+    crash_at: str | None = None,
+    interval: float = 0.2,
+    batch_size: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """A worker process pushing to the fake Stripe; ``crash_at`` SIGKILLs it at that step."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE", "DATABASE_URL"))}
@@ -34,6 +39,8 @@ def start_worker(
     }
     if crash_at:
         env["STRIPEMETER_TEST_CRASH_AT"] = crash_at
+    if batch_size is not None:
+        env["STRIPEMETER_PUSH_BATCH_SIZE"] = str(batch_size)
     return subprocess.Popen(
         [STRIPEMETER, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

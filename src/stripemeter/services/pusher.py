@@ -17,7 +17,7 @@ import random
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -40,7 +40,7 @@ from stripemeter.services import sync_store as store
 from stripemeter.services.background import BackgroundTask
 from stripemeter.services.billing_cycles import BillingCycles, row_cycle, superseded
 from stripemeter.services.stripe_accounts import StripeAccounts
-from stripemeter.store import billing, period_ledger
+from stripemeter.store import billing, dialect, period_ledger
 from stripemeter.store.database import Database
 from stripemeter.stripe.accounts import StripeAccount
 from stripemeter.stripe.drivers.base import Destination, Driver, WirePush
@@ -48,7 +48,7 @@ from stripemeter.stripe.drivers.legacy import UsageRecordsDriver
 from stripemeter.stripe.drivers.meters import MeterEventsDriver
 from stripemeter.stripe.drivers.shadow import ShadowDriver
 from stripemeter.stripe.drivers.stream import MeterEventStreamDriver
-from stripemeter.stripe.errors import CircuitOpen, StripeCallError, Transient
+from stripemeter.stripe.errors import CallSlotBusy, CircuitOpen, StripeCallError, Transient
 from stripemeter.stripe.limits import KeyedLocks
 from stripemeter.stripe.retry import Action, RetryPolicy
 
@@ -59,6 +59,9 @@ LEASE_SECONDS = 60.0  # a claimed row is ours this long (renewed before each Str
 BATCH_SIZE = 200  # rows claimed per round
 SUBSCRIPTION_TTL = timedelta(hours=6)  # how long a looked-up subscription cycle is trusted
 MAX_PLAN_ROUNDS = 3  # pushes per row per claim (a change that lands mid-push goes out at once)
+CALL_SLOT_WAIT = 25.0  # seconds to wait for another worker's call to the same (customer, meter)
+CALL_SLOT_POLL = 0.01  # seconds between tries for that slot, doubling up to the max below
+CALL_SLOT_POLL_MAX = 0.2
 CRASH_HOOK_ENV = "STRIPEMETER_TEST_CRASH_AT"  # test-only: SIGKILL this process at a named step
 
 Hook = Callable[[str], None]
@@ -129,6 +132,7 @@ class Pusher:
         batch_size: int = BATCH_SIZE,
         concurrency: int = 8,
         lease_seconds: float = LEASE_SECONDS,
+        call_slot_wait: float = CALL_SLOT_WAIT,
         meter_driver: str = "meters",
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -140,6 +144,7 @@ class Pusher:
         self.interval = interval
         self.batch_size = batch_size
         self.lease_for = timedelta(seconds=lease_seconds)
+        self.call_slot_wait = call_slot_wait
         self.policy = policy or RetryPolicy()
         self.clock = clock
         self.hook = hook
@@ -639,19 +644,50 @@ class Pusher:
         async with self._semaphore:
             first = jobs[0]
             if len(jobs) == 1:
+                destination = first.wire.destination
                 lock_key = (
                     first.account.name,
+                    destination.stripe_account or "",
                     first.wire.stripe_customer_id,
-                    first.wire.destination.event_name
-                    or first.wire.destination.subscription_item_id,
+                    destination.event_name or destination.subscription_item_id or "",
                 )
                 async with self._locks.hold(lock_key):
-                    await self._call(jobs, confirms, summary)
+                    await self._call(jobs, confirms, summary, slot="\x1f".join(lock_key))
             else:
                 await self._call(jobs, confirms, summary)
 
+    @contextlib.asynccontextmanager
+    async def _call_slot(self, slot: str | None) -> AsyncIterator[bool]:
+        """Hold the (account, customer, meter) call slot across processes for one call.
+
+        Stripe allows one concurrent meter-event call per (customer, meter); ``KeyedLocks`` keeps
+        it in this process, and on PostgreSQL a transaction-scoped advisory lock keeps it across
+        workers (rows of one customer and meter can sit in different workers' leases: two
+        periods, two mappings to one meter). The lock goes with the transaction, so a worker
+        killed mid-call frees it with its connection. Yields False when another process held it
+        for ``call_slot_wait`` (the row is rescheduled). SQLite: one pushing process, no-op.
+        """
+        if slot is None or not self.db.is_postgres:
+            yield True
+            return
+        deadline = time.monotonic() + self.call_slot_wait
+        poll = CALL_SLOT_POLL
+        async with self.db.engine.connect() as conn, conn.begin():
+            while not await dialect.try_lock_name(conn, f"stripe-call:{slot}"):
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                await asyncio.sleep(poll)
+                poll = min(poll * 2, CALL_SLOT_POLL_MAX)
+            yield True
+
     async def _call(
-        self, jobs: list[_Job], confirms: list[tuple[_Job, str]], summary: PushSummary
+        self,
+        jobs: list[_Job],
+        confirms: list[tuple[_Job, str]],
+        summary: PushSummary,
+        *,
+        slot: str | None = None,
     ) -> None:
         first = jobs[0]
         account, driver = first.account, first.driver
@@ -669,23 +705,15 @@ class Pusher:
                 )
             else:
                 await account.limiter.acquire()
-                self._fire("before_call")
-                started = time.perf_counter()
-                try:
-                    await driver.send(account, [job.wire for job in jobs])
-                    account.breaker.record_success()
-                    metrics.stripe_latency.labels(driver.name, "ok").observe(
-                        time.perf_counter() - started
-                    )
-                except StripeCallError as exc:
-                    error = exc
-                    metrics.stripe_latency.labels(driver.name, type(exc).__name__).observe(
-                        time.perf_counter() - started
-                    )
-                    if isinstance(exc, Transient):
-                        account.breaker.record_failure(time.monotonic())
+                async with self._call_slot(slot) as free:
+                    if free:
+                        error = await self._send(account, driver, jobs)
                     else:
-                        account.breaker.record_neutral()
+                        error = CallSlotBusy(
+                            "another worker is calling Stripe for this customer and meter",
+                            retry_after=self.policy.row_delay(1, _jitter()),
+                        )
+                        account.breaker.cancel_probe()  # if it was one, it was not made
                 metrics.stripe_breaker_state.labels(account.name).set(int(account.breaker.state))
             if error is None:
                 self._fire("after_call")
@@ -710,6 +738,27 @@ class Pusher:
                     )
                     await self._reschedule(job.row, error, summary, delay=delay)
             return
+
+    async def _send(
+        self, account: StripeAccount, driver: Driver, jobs: list[_Job]
+    ) -> StripeCallError | None:
+        """One request to Stripe; the error it ended with, told to the breaker."""
+        self._fire("before_call")
+        started = time.perf_counter()
+        try:
+            await driver.send(account, [job.wire for job in jobs])
+        except StripeCallError as exc:
+            metrics.stripe_latency.labels(driver.name, type(exc).__name__).observe(
+                time.perf_counter() - started
+            )
+            if isinstance(exc, Transient):
+                account.breaker.record_failure(time.monotonic())
+            else:
+                account.breaker.record_neutral()
+            return exc
+        account.breaker.record_success()
+        metrics.stripe_latency.labels(driver.name, "ok").observe(time.perf_counter() - started)
+        return None
 
     async def _confirm_all(
         self, confirms: list[tuple[_Job, str]], summary: PushSummary

@@ -57,6 +57,8 @@ class StripeSync:
             batch_size=settings.push_batch_size,
             concurrency=settings.push_concurrency,
             lease_seconds=settings.push_lease_seconds,
+            # Another worker's call to the same (customer, meter) lasts at most one timeout.
+            call_slot_wait=settings.stripe_timeout_seconds + 5.0,
             meter_driver=settings.stripe_meter_driver,
             hook=hook,
         )

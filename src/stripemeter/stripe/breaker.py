@@ -71,6 +71,11 @@ class CircuitBreaker:
             self.opened_at = now
             self._probing = False
 
+    def cancel_probe(self) -> None:
+        """The call ``allow`` let through was not made after all: the next one may probe."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._probing = False
+
     def record_neutral(self) -> None:
         """A call ended in a way that says nothing about the account's health (e.g. a 400)."""
         if self.state is BreakerState.HALF_OPEN:

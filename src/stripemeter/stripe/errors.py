@@ -91,6 +91,10 @@ class CircuitOpen(Transient):
     """The account's circuit breaker is open: the call was not made."""
 
 
+class CallSlotBusy(Transient):
+    """Another process kept calling Stripe for this (customer, meter): the call was not made."""
+
+
 class Permanent(StripeCallError):
     """Retrying the same request cannot succeed."""
 

@@ -9,6 +9,7 @@ import enum
 from dataclasses import dataclass
 
 from stripemeter.stripe.errors import (
+    CallSlotBusy,
     CircuitOpen,
     DuplicateIdentifier,
     Permanent,
@@ -56,7 +57,7 @@ class RetryPolicy:
         """Decide after ``attempt`` (1-based) failed with ``error``; ``jitter`` is in [0, 1)."""
         if isinstance(error, DuplicateIdentifier):
             return RetryDecision(Action.DELIVERED)
-        if isinstance(error, CircuitOpen):
+        if isinstance(error, CircuitOpen | CallSlotBusy):  # refused here, Stripe never saw it
             return RetryDecision(Action.RESCHEDULE, error.retry_after or self.row_base_delay)
         if error.should_retry is False:
             # Stripe says this exact request will not succeed if repeated now. A 429 still passes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +37,17 @@ class FaultMiddleware:
         body = await _read_body(receive)
         entry = _describe(scope, body)
         entry["received_at"] = self.runtime.clock.now()
+        # Wall-clock bounds of the request's handling (Unix seconds, sub-millisecond), so a test
+        # can tell whether two requests overlapped; the fake clock above may be frozen.
+        entry["started"] = time.time()
+        entry["finished"] = None
         self.runtime.control.record(entry)
+        try:
+            await self._handle(scope, body, send, entry)
+        finally:
+            entry["finished"] = time.time()
+
+    async def _handle(self, scope: Scope, body: bytes, send: Send, entry: dict[str, Any]) -> None:
         fault = self.runtime.control.take(scope["method"], scope["path"])
         if fault is not None:
             entry["fault"] = fault.kind
