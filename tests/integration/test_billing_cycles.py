@@ -15,7 +15,7 @@ from stripemeter.api.app import Services
 from stripemeter.domain.periods import BillingCycle, Period
 from stripemeter.services.billing_cycles import BillingCycles
 from stripemeter.services.replay import ReplayScope, ReplayService
-from stripemeter.store import billing
+from stripemeter.store import billing, cycles
 from stripemeter.store.tables import audit_log, counters
 from tests.conftest import issue
 from tests.integration._counters import event, ingest
@@ -320,5 +320,35 @@ async def test_an_adjustment_for_a_month_lands_in_the_period_starting_in_it(
     rows = await counter_rows(app_services)
     assert {start: r["sum"] for (_, start), r in rows.items()} == {
         datetime(2025, 10, 20, tzinfo=UTC): Decimal(7)
+    }
+    await no_differences(app_services)
+
+
+async def test_customer_mapping_changes_reach_the_cycle(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """Another Stripe customer makes the cycle stale; deleting the mapping re-keys to months."""
+    mapped = await api.post(
+        "/v1/customers", json={"customerRef": "cus_1", "stripeCustomerId": "cus_stripe"}
+    )
+    assert mapped.status_code == 201, mapped.text
+    await set_cycle(app_services, OCT15)
+    await ingest(api, event("2025-11-14T12:00:00Z", 3))
+    assert {start for _, start in await counter_rows(app_services)} == {OCT15}
+
+    remapped = await api.post(
+        "/v1/customers", json={"customerRef": "cus_1", "stripeCustomerId": "cus_other"}
+    )
+    assert remapped.status_code in (200, 201), remapped.text
+    async with app_services.db.read() as conn:
+        stored = await cycles.get(conn, "acme", "cus_1")
+    assert stored is not None
+    assert stored.checked_at is None
+    assert {start for _, start in await counter_rows(app_services)} == {OCT15}
+
+    deleted = await api.delete("/v1/customers/cus_1")
+    assert deleted.status_code == 204, deleted.text
+    assert {start for _, start in await counter_rows(app_services)} == {
+        datetime(2025, 11, 1, tzinfo=UTC)
     }
     await no_differences(app_services)

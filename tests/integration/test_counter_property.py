@@ -3,12 +3,15 @@
 Hypothesis generates streams of batches with resent events (in other spellings of the same time and
 quantity), reused idempotency keys with other payloads, out-of-order and late events around small
 lateness windows, month and year boundaries (with events exactly at a month start), several metrics,
-customers and aggregations, a few invalid events, and approvals and dismissals of held events. The
+customers and aggregations, a few invalid events, and approvals and dismissals of held events. Some
+customers bill on a Stripe billing cycle (monthly anchors on the 31st, clamped in February, or
+weekly), set before the stream or changed between batches (which re-keys their counters). The
 model below is plain Python written from the design, not from the service: dedupe by key (first
-payload wins), lateness judged against the model's own watermark per counter in arrival order,
-``last`` = the value at the greatest (time, key), an approved held event counted in its own period.
-After every step the stored counters, the ledger rows, every per-event result and the service's own
-replay (ledger + approved adjustments) must agree with it. It runs one batch at a time and through
+payload wins), periods = the customer's cycle's or calendar months (computed here by brute force),
+lateness judged against the model's own watermark per counter in arrival order, ``last`` = the
+value at the greatest (time, key), an approved held event counted in its own period. After every
+step the stored counters, the ledger rows, every per-event result and the service's own replay
+(ledger + approved adjustments) must agree with it. It runs one batch at a time and through
 group commit (several concurrent batches in one transaction). Each example uses a fresh tenant,
 since tenants isolate everything, so one database per test suffices.
 """
@@ -16,6 +19,7 @@ since tenants isolate everything, so one database per test suffices.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import hashlib
 import itertools
 import json
@@ -33,6 +37,8 @@ from sqlalchemy import select
 from stripemeter.api.app import Services
 from stripemeter.domain.errors import Conflict
 from stripemeter.domain.events import EventLimits
+from stripemeter.domain.periods import BillingCycle
+from stripemeter.services.billing_cycles import BillingCycles
 from stripemeter.services.catalog import MetricCatalog
 from stripemeter.services.ingest import IngestReport, IngestService
 from stripemeter.services.replay import ReplayScope, ReplayService
@@ -49,7 +55,17 @@ CONFIGURED = {
 }
 DEFAULT_WINDOW = timedelta(hours=48)
 METRICS = ["calls", "calls", "gb", "gb", "seats", "tokens"]  # the windowed ones more often
-CUSTOMERS = ["cus_a", "cus_a", "cus_b"]  # one hot customer, so series see several events
+CUSTOMERS = ["cus_a", "cus_a", "cus_b", "cus_c"]  # one hot customer, so series see several events
+ANCHORED = ["cus_b", "cus_c"]  # customers whose cycle the stream sets and changes
+
+# (interval, anchor) of the cycles a customer may bill on; None is calendar months. Boundaries fall
+# inside the clusters below, one exactly on the grid (Dec 31 23:30); Jan 31 clamps to Feb 28.
+CYCLES: list[tuple[str, datetime] | None] = [
+    None,
+    ("month", datetime(2024, 12, 31, 23, 30, tzinfo=UTC)),
+    ("week", datetime(2025, 1, 1, 1, tzinfo=UTC)),
+    ("month", datetime(2025, 1, 31, 22, 45, tzinfo=UTC)),
+]
 KEYS = [f"key-{i}" for i in range(6)]
 
 # Two clusters of instants on a 15-minute grid, each crossing a month start (one also a year start)
@@ -136,8 +152,16 @@ class Review:
     approve: bool
 
 
+@dataclass(frozen=True)
+class SetCycle:
+    """Between batches: the customer's billing cycle becomes ``CYCLES[which]`` (Stripe told us)."""
+
+    customer: str
+    which: int
+
+
 Op = New | Resend | Late | Invalid
-Step = list[Op] | Review  # a batch, or one review decision
+Step = list[Op] | Review | SetCycle  # a batch, or one review decision, or a change of cycle
 
 
 @st.composite
@@ -175,9 +199,14 @@ ops: st.SearchStrategy[Op] = st.one_of(
 )
 batches = st.lists(ops, min_size=1, max_size=8)
 steps: st.SearchStrategy[Step] = st.one_of(
-    batches, batches, batches, st.builds(Review, st.integers(0, 20), st.booleans())
+    batches,
+    batches,
+    batches,
+    st.builds(Review, st.integers(0, 20), st.booleans()),
+    st.builds(SetCycle, st.sampled_from(ANCHORED), st.integers(0, len(CYCLES) - 1)),
 )
 streams = st.lists(steps, min_size=1, max_size=8)
+initial_cycles = st.tuples(*(st.integers(0, len(CYCLES) - 1) for _ in ANCHORED))
 
 
 def wire(spec: Spec, spelling: int) -> dict[str, Any]:
@@ -245,6 +274,30 @@ def next_month(start: datetime) -> datetime:
     return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def add_months(anchor: datetime, months: int) -> datetime:
+    """``anchor`` moved by whole months, its day clamped to the month's last (as Stripe does)."""
+    total = anchor.year * 12 + anchor.month - 1 + months
+    year, month = divmod(total, 12)
+    last_day = calendar.monthrange(year, month + 1)[1]
+    return anchor.replace(year=year, month=month + 1, day=min(anchor.day, last_day))
+
+
+def model_period(at: datetime, cycle: tuple[str, datetime] | None) -> tuple[datetime, datetime]:
+    """[start, end) of the period containing ``at``: by brute force over the cycle's boundaries."""
+    if cycle is None:
+        start = month_start(at)
+        return start, next_month(start)
+    interval, anchor = cycle
+    if interval == "week":
+        steps = (at - anchor) // timedelta(weeks=1)
+        return anchor + steps * timedelta(weeks=1), anchor + (steps + 1) * timedelta(weeks=1)
+    for months in range(-36, 36):
+        start, end = add_months(anchor, months), add_months(anchor, months + 1)
+        if start <= at < end:
+            return start, end
+    raise AssertionError("instant outside the model's range")
+
+
 def documented_key(tenant: str, spec: Spec) -> str:
     """The key of an event sent without one, as documented in ``domain/events.derive_key``."""
     at = spec.at.astimezone(UTC)
@@ -264,6 +317,7 @@ class Stored:
 
     spec: Spec
     status: str
+    filed: datetime  # the period start the event was filed under when it arrived
     event_id: int | None = None
     decision: str | None = None  # for held events: approved | dismissed once reviewed
 
@@ -274,9 +328,16 @@ class Model:
 
     tenant: str
     ledger: dict[str, Stored] = field(default_factory=dict)
-    counted: dict[tuple[str, str, datetime], list[tuple[Decimal, datetime, str]]] = field(
+    # Everything counted, per (metric, customer): periods are applied when counters are formed,
+    # so a change of cycle re-keys them as the design says.
+    counted: dict[tuple[str, str], list[tuple[Decimal, datetime, str]]] = field(
         default_factory=dict
     )
+    cycles: dict[str, tuple[str, datetime] | None] = field(default_factory=dict)
+
+    def period(self, customer: str, at: datetime) -> tuple[datetime, datetime]:
+        """The customer's period containing ``at`` under its current cycle."""
+        return model_period(at, self.cycles.get(customer))
 
     def window(self, metric: str) -> timedelta:
         """The lateness window the tenant configured for the metric."""
@@ -290,16 +351,20 @@ class Model:
             if earlier.spec.payload == spec.payload:
                 return key, "duplicate", None
             return key, "conflict", "idempotency_key_reused"
-        series = (spec.metric, spec.customer, month_start(spec.at))
-        counted = self.counted.setdefault(series, [])
-        watermark = max((at for _, at, _ in counted), default=None)
+        counted = self.counted.setdefault((spec.metric, spec.customer), [])
+        period = self.period(spec.customer, spec.at)
+        watermark = max(
+            (at for _, at, _ in counted if self.period(spec.customer, at) == period), default=None
+        )
         if watermark is not None and spec.at < watermark - self.window(spec.metric):
-            self.ledger[key] = Stored(spec, "held")
+            self.ledger[key] = Stored(spec, "held", period[0])
             return key, "held", "beyond_lateness_window"
         if watermark is not None and spec.at < watermark:
             event("saw a late event within the window")
+        if self.cycles.get(spec.customer) is not None:
+            event("saw an event on an anchored cycle")
         counted.append((spec.quantity, spec.at, key))
-        self.ledger[key] = Stored(spec, "accepted")
+        self.ledger[key] = Stored(spec, "accepted", period[0])
         return key, "accepted", None
 
     def held(self) -> list[tuple[str, Stored]]:
@@ -317,19 +382,23 @@ class Model:
         stored.decision = "approved" if approve else "dismissed"
         if approve:
             spec = stored.spec
-            series = (spec.metric, spec.customer, month_start(spec.at))
-            self.counted.setdefault(series, []).append((spec.quantity, spec.at, key))
+            self.counted.setdefault((spec.metric, spec.customer), []).append(
+                (spec.quantity, spec.at, key)
+            )
         return True
 
     def counters(self) -> dict[tuple[str, str, datetime], dict[str, Any]]:
         """Every counter with at least one counted event, computed from scratch."""
+        grouped: dict[tuple[str, str, tuple[datetime, datetime]], list[Any]] = {}
+        for (metric, customer), all_items in self.counted.items():
+            for item in all_items:
+                period = self.period(customer, item[1])
+                grouped.setdefault((metric, customer, period), []).append(item)
         expected: dict[tuple[str, str, datetime], dict[str, Any]] = {}
-        for series, items in self.counted.items():
-            if not items:
-                continue
+        for (metric, customer, (start, end)), items in grouped.items():
             last_q, last_at, last_key = max(items, key=lambda item: (item[1], item[2]))
-            expected[series] = {
-                "period_end": next_month(series[2]),
+            expected[(metric, customer, start)] = {
+                "period_end": end,
                 "sum": sum((q for q, _, _ in items), Decimal(0)),
                 "max": max(q for q, _, _ in items),
                 "last": last_q,
@@ -397,7 +466,7 @@ async def check_store(services: Services, model: Model) -> None:
         )
         assert row["quantity"] == want.spec.quantity
         assert row["ts"] == want.spec.at
-        assert row["period_start"] == month_start(want.spec.at)
+        assert row["period_start"] == want.filed  # the ledger keeps the period it was filed under
 
 
 def prepare(batch: list[Op], sent: list[Spec]) -> tuple[list[dict[str, Any]], list[Spec | str]]:
@@ -471,15 +540,32 @@ async def check_replay(replay: ReplayService, model: Model) -> None:
     assert report.counters_checked == len(model.counters())
 
 
-def rounds(stream: list[Step], size: int) -> Iterator[list[list[Op]] | Review]:
-    """Consecutive batches in groups of up to ``size``; reviews on their own, in stream order."""
+async def set_cycle(services: Services, model: Model, customer: str, which: int) -> None:
+    """The customer's cycle changes (as when the pusher or a webhook learns it from Stripe)."""
+    spec = CYCLES[which]
+    before = {k: v for k, v in model.counters().items() if k[1] == customer}
+    model.cycles[customer] = spec
+    cycle = BillingCycle(spec[1], spec[0]) if spec is not None else None
+    async with services.db.write() as conn:
+        await BillingCycles(services.db, services.stripe_sync.accounts).apply(
+            conn, model.tenant, customer, cycle, source="test", stripe_customer_id=None,
+            subscription_id=None,
+        )  # fmt: skip
+    after = {k: v for k, v in model.counters().items() if k[1] == customer}
+    if before and before != after:
+        event("saw counters re-keyed by a change of cycle")
+
+
+def rounds(stream: list[Step], size: int) -> Iterator[list[list[Op]] | Review | SetCycle]:
+    """Consecutive batches in groups of up to ``size``; reviews and cycle changes on their own."""
     group: list[list[Op]] = []
     for step in stream:
-        if isinstance(step, Review) or len(group) == size:
+        alone = isinstance(step, (Review, SetCycle))
+        if alone or len(group) == size:
             if group:
                 yield group
             group = []
-        if isinstance(step, Review):
+        if isinstance(step, (Review, SetCycle)):
             yield step
         else:
             group.append(step)
@@ -494,9 +580,9 @@ def rounds(stream: list[Step], size: int) -> Iterator[list[list[Op]] | Review]:
     # One database serves every example; each example isolates itself with a fresh tenant.
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(stream=streams)
+@given(stream=streams, initial=initial_cycles)
 async def test_counters_always_equal_the_reference_model(
-    services: Services, grouped: bool, stream: list[Step]
+    services: Services, grouped: bool, stream: list[Step], initial: tuple[int, ...]
 ) -> None:
     """After every batch, group of batches or review, counters, ledger and results equal the model's.
 
@@ -515,11 +601,15 @@ async def test_counters_always_equal_the_reference_model(
     if grouped:
         ingest.start()
     model = Model(tenant)
+    for customer, which in zip(ANCHORED, initial, strict=True):
+        await set_cycle(services, model, customer, which)
     sent: list[Spec] = []
     try:
         for step in rounds(stream, 3 if grouped else 1):
             if isinstance(step, Review):
                 await review(reviews, model, step)
+            elif isinstance(step, SetCycle):
+                await set_cycle(services, model, step.customer, step.which)
             else:
                 prepared = [prepare(batch, sent) for batch in step]
                 prepared = [(raw, expected) for raw, expected in prepared if raw]

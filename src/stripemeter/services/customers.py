@@ -9,6 +9,7 @@ from typing import Any
 
 from stripemeter.domain.errors import InvalidInput, NotFound
 from stripemeter.services import sync_store as store
+from stripemeter.services.billing_cycles import BillingCycles
 from stripemeter.services.mappings import StripeUnavailable
 from stripemeter.services.stripe_accounts import StripeAccounts
 from stripemeter.store.database import Database
@@ -81,6 +82,7 @@ class CustomerService:
         self.db = db
         self.accounts = accounts
         self.clock = clock
+        self.cycles = BillingCycles(db, accounts, clock=lambda: self.clock())
 
     async def put(self, tenant_id: str, body: dict[str, Any]) -> store.CustomerMapping:
         """Create or replace one mapping; parked pushes of that customer get another go."""
@@ -108,8 +110,13 @@ class CustomerService:
     ) -> list[store.CustomerMapping]:
         now = self.clock()
         async with self.db.write() as conn:
+            before = {ref: await store.get_customer(conn, tenant_id, ref) for ref, _, _ in items}
             await store.upsert_customers(conn, tenant_id, items, now)
-            for ref, _, _ in items:
+            for ref, stripe_id, _ in items:
+                old = before[ref]
+                if old is not None and old.stripe_customer_id != stripe_id:
+                    # Another Stripe customer, maybe another cycle: asked before the next push.
+                    await self.cycles.mark_stale(conn, tenant_id, ref)
                 await store.unpark(conn, tenant_id, now, customer_ref=ref)
             found = [await store.get_customer(conn, tenant_id, ref) for ref, _, _ in items]
         return [c for c in found if c is not None]
@@ -134,7 +141,7 @@ class CustomerService:
             return await store.list_customers(conn, tenant_id, after=after, limit=limit)
 
     async def delete(self, tenant_id: str, customer_ref: str) -> None:
-        """Remove one mapping."""
+        """Remove one mapping; the customer's counters go back to calendar months (re-keyed)."""
         async with self.db.write() as conn:
             if not await store.delete_customer(conn, tenant_id, customer_ref):
                 raise NotFound(
@@ -142,6 +149,7 @@ class CustomerService:
                     code="customer_not_found",
                     param="customerRef",
                 )
+            await self.cycles.forget(conn, tenant_id, customer_ref, source="mapping")
 
     async def lookup(
         self,

@@ -25,6 +25,7 @@ from stripemeter.domain.periods import Period
 from stripemeter.domain.pricing import price_from_stripe, price_line
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store
+from stripemeter.services.billing_cycles import BillingCycles
 from stripemeter.services.reconciler import Reconciler, local_total
 from stripemeter.services.stripe_accounts import StripeAccounts
 from stripemeter.store import audit, billing
@@ -35,6 +36,13 @@ from stripemeter.stripe.errors import StripeCallError, map_stripe_errors
 log = structlog.get_logger("stripemeter.invoice_gate")
 
 GATE_ACTOR = "system:invoice_gate"
+SUBSCRIPTION_EVENTS = (
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+)
 MAX_REPAIR_ROUNDS = 2
 
 
@@ -64,6 +72,7 @@ class InvoiceGate:
         self.reconciler = reconciler
         self.price_updated = price_updated
         self.clock = clock
+        self.cycles = BillingCycles(db, accounts, clock=lambda: self.clock())
 
     async def handle(self, event: dict[str, Any], tenant_hint: str | None) -> str:
         """Act on one Stripe event; returns ``done`` or ``ignored``."""
@@ -73,7 +82,12 @@ class InvoiceGate:
             if self.price_updated is not None and obj.get("id"):
                 self.price_updated(str(obj["id"]))
             return "done"
-        if kind not in ("invoice.upcoming", "invoice.created", "invoice.finalized"):
+        if kind not in (
+            "invoice.upcoming",
+            "invoice.created",
+            "invoice.finalized",
+            *SUBSCRIPTION_EVENTS,
+        ):
             return "ignored"
         customer = obj.get("customer")
         if not customer:
@@ -83,6 +97,12 @@ class InvoiceGate:
         if not owners:
             log.info("webhook_unknown_customer", type=kind, customer=customer)
             return "ignored"
+        if kind in SUBSCRIPTION_EVENTS:
+            # The customer's billing cycle may have changed: ask Stripe now (all its
+            # subscriptions decide), store it and re-key the counters in one transaction.
+            for tenant_id, customer_ref in owners:
+                await self.cycles.refresh(tenant_id, customer_ref, source="webhook", force=True)
+            return "done"
         period = Period(_at(int(obj["period_start"])), _at(int(obj["period_end"])))
         for tenant_id, customer_ref in owners:
             if kind == "invoice.upcoming":
