@@ -110,6 +110,12 @@ async def test_a_cycle_learned_after_ingest_re_keys_the_counters_from_the_ledger
         ("gb", NOV15): (DEC15, Decimal(5), 1),
     }
     await no_differences(app_services)
+    listed = (await api.get("/v1/events", params={"customerRef": "cus_1"})).json()["events"]
+    assert {e["ts"]: e["periodStart"] for e in listed if e["metric"] == "api_calls"} == {
+        "2025-11-14T12:00:00Z": "2025-10-15T00:00:00Z",
+        "2025-11-16T13:00:00Z": "2025-11-15T00:00:00Z",
+        "2025-10-20T00:00:00Z": "2025-10-15T00:00:00Z",
+    }
     async with app_services.db.read() as conn:
         actions = [
             r.action

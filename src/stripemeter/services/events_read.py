@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
 from stripemeter.domain.errors import InvalidInput, NotFound
 from stripemeter.domain.events import MAX_CUSTOMER_REF_LENGTH, MAX_METRIC_LENGTH, Source
+from stripemeter.domain.periods import BillingCycle, period_for
 from stripemeter.services.read_params import (
     check_length,
     decode_cursor,
@@ -18,7 +20,7 @@ from stripemeter.services.read_params import (
     parse_instant,
     pick,
 )
-from stripemeter.store import ledger
+from stripemeter.store import cycles, ledger
 from stripemeter.store.database import Database
 from stripemeter.store.ledger import EventFilter
 
@@ -60,8 +62,14 @@ class EventRecord:
     received_at: datetime
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> EventRecord:
-        """Build from a row of ``store.ledger``'s event queries."""
+    def from_row(
+        cls, row: RowMapping, known: Mapping[str, BillingCycle] | None = None
+    ) -> EventRecord:
+        """Build from a row of ``store.ledger``'s event queries.
+
+        With the customers' cycles (``known``), ``period_start`` is the period the event counts in
+        now; the ledger keeps the one it was filed under when it arrived.
+        """
         review = None
         status = row["status"]
         if row["decision"] is not None:
@@ -76,7 +84,9 @@ class EventRecord:
             resource_id=row["resource_id"],
             quantity=row["quantity"],
             ts=row["ts_text"],
-            period_start=row["period_start"],
+            period_start=row["period_start"]
+            if known is None
+            else period_for(row["ts"], known.get(row["customer_ref"])).start,
             status=status,
             held_reason=row["held_reason"],
             review=review,
@@ -157,7 +167,8 @@ async def list_events(
             raise InvalidInput("cursor is malformed", code="invalid_cursor", param="cursor")
     async with db.read() as conn:
         rows = await ledger.list_events(conn, tenant_id, spec, before_id=before, limit=limit + 1)
-    records = [EventRecord.from_row(row) for row in rows[:limit]]
+        known = await _cycles(conn, tenant_id, rows[:limit])
+    records = [EventRecord.from_row(row, known) for row in rows[:limit]]
     more = len(rows) > limit
     return EventPage(records, encode_cursor(_CURSOR_KIND, records[-1].id) if more else None)
 
@@ -168,9 +179,10 @@ async def get_event(db: Database, tenant_id: str, event_id: int) -> EventRecord:
     if 0 < event_id <= MAX_EVENT_ID:
         async with db.read() as conn:
             row = await ledger.get_event(conn, tenant_id, event_id)
+            known = await _cycles(conn, tenant_id, [row] if row is not None else [])
     if row is None:
         raise NotFound(f"no event with id {event_id}", code="event_not_found", param="id")
-    return EventRecord.from_row(row)
+    return EventRecord.from_row(row, known)
 
 
 async def export_events(
@@ -178,5 +190,12 @@ async def export_events(
 ) -> AsyncIterator[EventRecord]:
     """Every matching event, newest first, read in chunks inside one read transaction."""
     async with db.read() as conn:
+        known = await cycles.for_tenant(conn, tenant_id, spec.customer_ref)
         async for row in ledger.stream_events(conn, tenant_id, spec, chunk=EXPORT_CHUNK):
-            yield EventRecord.from_row(row)
+            yield EventRecord.from_row(row, known)
+
+
+async def _cycles(conn: Any, tenant_id: str, rows: list[RowMapping]) -> dict[str, BillingCycle]:
+    """The billing cycles of the customers of these events, by customerRef."""
+    found = await cycles.load(conn, {(tenant_id, row["customer_ref"]) for row in rows})
+    return {customer: cycle for (_, customer), cycle in found.items()}
