@@ -52,7 +52,7 @@ class Clock:
 
 
 async def _setup(
-    api: httpx.AsyncClient, fake: FakeStripe, *, subscribe: bool = True
+    api: httpx.AsyncClient, fake: FakeStripe, *, subscribe: bool = True, map_customer: bool = True
 ) -> dict[str, str]:
     meter = fake.meter("api_calls", live=False)
     clock = _call(fake, "POST", "/v1/test_helpers/test_clocks", frozen_time=int(START.timestamp()))
@@ -72,10 +72,8 @@ async def _setup(
     customer = _call(fake, "POST", "/v1/customers", test_clock=clock["id"])["id"]
     if subscribe:
         _subscribe(fake, customer, price["id"])
-    created = await api.post(
-        "/v1/customers", json={"customerRef": "c1", "stripeCustomerId": customer}
-    )
-    assert created.status_code == 201, created.text
+    if map_customer:
+        await _map(api, customer)
     mapping = await api.post(
         "/v1/mappings",
         json={
@@ -87,6 +85,27 @@ async def _setup(
     )
     assert mapping.status_code == 201, mapping.text
     return {"meter": meter, "clock": clock["id"], "price": price["id"], "customer": customer}
+
+
+async def _map(api: httpx.AsyncClient, customer: str) -> None:
+    created = await api.post(
+        "/v1/customers", json={"customerRef": "c1", "stripeCustomerId": customer}
+    )
+    assert created.status_code == 201, created.text
+
+
+def _stripe_total(
+    fake: FakeStripe, meter: str, customer: str, start: datetime, end: datetime
+) -> Decimal:
+    page = _call(
+        fake,
+        "GET",
+        f"/v1/billing/meters/{meter}/event_summaries",
+        customer=customer,
+        start_time=int(start.timestamp()),
+        end_time=int(end.timestamp()),
+    )
+    return sum((Decimal(str(x["aggregated_value"])) for x in page["data"]), Decimal(0))
 
 
 def _subscribe(fake: FakeStripe, customer: str, price: str) -> None:
@@ -251,3 +270,34 @@ async def test_a_subscription_webhook_re_keys_counters_at_once(
     }
     replay = (await api.post("/v1/replay", json={"mode": "dry-run"})).json()
     assert replay["differences"] == []
+
+
+async def test_a_row_filed_before_the_cycle_was_known_never_pushes_its_old_period(
+    api: httpx.AsyncClient,
+    fake: FakeStripe,
+    app_services: Services,
+) -> None:
+    """A calendar row parked for an unmapped customer is superseded once the mapping brings the
+    anchored cycle: un-parked, it sends nothing, and Stripe's total is exactly ours."""
+    ids = await _setup(api, fake, map_customer=False)
+    clock = Clock(fake, app_services, ids["clock"])
+    clock.advance(datetime(2026, 8, 21, 12, tzinfo=UTC))
+    await _ingest(api, datetime(2026, 8, 12, 10, tzinfo=UTC), 1, "a")
+    await _ingest(api, datetime(2026, 8, 20, 10, tzinfo=UTC), 4, "b")
+    await api.post("/v1/pushes/flush", json={})
+    rows = (await api.get("/v1/pushes", params={"customerRef": "c1"})).json()["data"]
+    assert [(r["periodStart"], r["status"]) for r in rows] == [("2026-08-01T00:00:00Z", "parked")]
+
+    await _map(api, ids["customer"])  # un-parks the calendar row; the cycle is asked first
+    await api.post("/v1/pushes/flush", json={})
+    assert await _counters(app_services) == {
+        datetime(2026, 7, 15, tzinfo=UTC): (AUG15, Decimal(1)),
+        AUG15: (SEP15, Decimal(4)),
+    }
+    assert await _pushed(api) == {
+        "2026-08-01T00:00:00Z": Decimal(0),
+        "2026-07-15T00:00:00Z": Decimal(1),
+        _ts(AUG15): Decimal(4),
+    }
+    window = (datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 9, 30, tzinfo=UTC))
+    assert _stripe_total(fake, ids["meter"], ids["customer"], *window) == Decimal(5)

@@ -148,6 +148,8 @@ class BillingCycles:
         )
         if same:
             return False
+        # The pusher's cached subscription items carry the old cycle: look them up again too.
+        await _drop_subscription_items(conn, tenant_id, customer_ref)
         report = await ReplayService(self.db, clock=self.clock).rekey(
             conn,
             tenant_id,
@@ -213,22 +215,25 @@ class BillingCycles:
             return None
         return await self._refresh(tenant_id, mapped[0], source=source, force=force)
 
-    async def ensure(self, tenant_id: str, customer_refs: Collection[str]) -> tuple[bool, set[str]]:
+    async def ensure(
+        self, tenant_id: str, customer_refs: Collection[str]
+    ) -> tuple[set[str], set[str]]:
         """Make sure these customers' cycles were looked up recently (the pusher, before its rows).
 
-        Returns whether any customer's periods changed, and the customers whose cycle was never
-        learned because Stripe could not be asked (their rows should wait).
+        Returns the customers whose periods changed (their counters were re-keyed), and those
+        whose cycle was never learned because Stripe could not be asked (their rows should wait).
         """
         async with self.db.read() as conn:
             mapped = await cycles.mapped_customers(conn, tenant_id, customer_refs)
-        changed = False
+        rekeyed: set[str] = set()
         unknown: set[str] = set()
         for customer in mapped:
             outcome = await self._refresh(tenant_id, customer, source="pusher", force=False)
-            changed = changed or bool(outcome)
+            if outcome:
+                rekeyed.add(customer.customer_ref)
             if outcome is None and customer.stored is None:
                 unknown.add(customer.customer_ref)
-        return changed, unknown
+        return rekeyed, unknown
 
     async def _refresh(
         self, tenant_id: str, customer: cycles.CustomerCycle, *, source: str, force: bool

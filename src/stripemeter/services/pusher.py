@@ -284,8 +284,18 @@ class Pusher:
                 mapping.tenant_id, {c["customer_ref"] for c in changed}
             )
             if rekeyed:
+                # Re-read: the re-keyed customers' counters whatever their time (the re-key's
+                # clock may lag the cursor), the others' since the cursor as before.
                 async with self.db.read() as conn:
-                    changed = await store.changed_counters(conn, mapping, since, customer_ref)
+                    changed = [
+                        c
+                        for c in await store.changed_counters(conn, mapping, since, customer_ref)
+                        if c["customer_ref"] not in rekeyed
+                    ]
+                    for ref in sorted(rekeyed):
+                        changed += await store.changed_counters(
+                            conn, mapping, store.EPOCH_FLOOR, ref
+                        )
             waiting = [c["updated_at"] for c in changed if c["customer_ref"] in unknown]
             changed = [c for c in changed if c["customer_ref"] not in unknown]
             if not changed:
