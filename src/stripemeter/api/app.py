@@ -9,9 +9,11 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from stripemeter._version import __version__
 from stripemeter.api import errors
+from stripemeter.api.ingest_edge import IngestEdge, ingest_route
 from stripemeter.api.middleware import RequestContext
 from stripemeter.api.routes import (
     adjustments_api,
@@ -147,6 +149,20 @@ class Services:
         return metrics.ingest_latency.time()
 
 
+class StripeMeterAPI(FastAPI):
+    """The FastAPI app, with the ingest routes served ahead of its middleware and router."""
+
+    ingest_edge: IngestEdge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.ingest_edge
+        if edge is not None and (single := ingest_route(scope)) is not None:
+            scope["app"] = self
+            await edge(scope, receive, send, single=single)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """Build the ASGI app; the lifespan starts and stops the services."""
     settings = settings or (services.settings if services else Settings())
@@ -161,7 +177,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             await built.stop()
 
-    app = FastAPI(
+    app = StripeMeterAPI(
         title="StripeMeter",
         version=__version__,
         summary="Usage metering for Stripe billing.",
@@ -202,4 +218,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(billing_pages.router)
     app.include_router(widget_pages.router)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    if settings.ingest_fast_path:
+        app.ingest_edge = IngestEdge(built, max_body_bytes=settings.max_body_bytes)
     return app

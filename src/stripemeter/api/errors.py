@@ -73,13 +73,29 @@ def status_of(exc: StripeMeterError) -> tuple[int, str]:
     return 500, "api_error"
 
 
-async def _domain_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StripeMeterError)
+def domain_error_response(exc: StripeMeterError) -> Response:
+    """The envelope for a domain error (shared by the handlers and the ingest edge)."""
     status, type_ = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return envelope(
         status, type_, exc.code, exc.message, param=exc.param, details=exc.details, headers=headers
     )
+
+
+def unexpected_error_response(exc: Exception) -> Response:
+    """The 500 envelope; the exception is logged with its traceback, never shown."""
+    log.exception("unhandled_error", error=type(exc).__name__)
+    return envelope(
+        500,
+        "api_error",
+        "internal_error",
+        "an internal error occurred; nothing was acknowledged by this request",
+    )
+
+
+async def _domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StripeMeterError)
+    return domain_error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
@@ -114,13 +130,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:
-    log.exception("unhandled_error", error=type(exc).__name__)
-    return envelope(
-        500,
-        "api_error",
-        "internal_error",
-        "an internal error occurred; nothing was acknowledged by this request",
-    )
+    return unexpected_error_response(exc)
 
 
 def install(app: FastAPI) -> None:

@@ -10,12 +10,38 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stripemeter.api.errors import PayloadTooLarge, envelope
-from stripemeter.api.routes.events import INGEST_PATHS, serve_ingest
 from stripemeter.observability import metrics
 
 log = structlog.get_logger("stripemeter.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUIET = ("/health/", "/metrics")
+
+
+def start_request(scope: Scope, incoming: str) -> str:
+    """Give the request its id (the caller's ``X-Request-Id`` when it is safe to echo) and bind it."""
+    request_id = incoming if _SAFE_ID.match(incoming) else "req_" + secrets.token_hex(8)
+    scope.setdefault("state", {})["request_id"] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+def finish_request(method: str, path: str, template: str, status: int, started: float) -> None:
+    """Count the request and write its canonical log line."""
+    metrics.http_requests.labels(method, template, str(status)).inc()
+    if not path.startswith(_QUIET):
+        log.info(
+            "request",
+            method=method,
+            path=path,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+def too_large(length: bytes | None, limit: int) -> bool:
+    """Whether a ``Content-Length`` already says the body is over the limit."""
+    return length is not None and length.isdigit() and int(length) > limit
 
 
 class RequestContext:
@@ -24,14 +50,6 @@ class RequestContext:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self._fast_ingest: bool | None = None  # from the app's settings, on the first request
-
-    def _serves_ingest(self, scope: Scope) -> bool:
-        if self._fast_ingest is None:
-            services = getattr(getattr(scope.get("app"), "state", None), "services", None)
-            settings = getattr(services, "settings", None)
-            self._fast_ingest = bool(getattr(settings, "ingest_fast_path", False))
-        return self._fast_ingest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,14 +62,11 @@ class RequestContext:
                 incoming = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
-        request_id = incoming if _SAFE_ID.match(incoming) else "req_" + secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = start_request(scope, incoming)
         started = time.perf_counter()
         status = 500
 
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        if too_large(length, self.max_body_bytes):
             response = envelope(
                 413,
                 "invalid_request_error",
@@ -83,27 +98,8 @@ class RequestContext:
                 ]
             await send(message)
 
-        path = scope["path"]
-        # The hot ingest requests skip routing and dependency solving (see ``serve_ingest``).
-        single = (
-            INGEST_PATHS.get(path)
-            if scope["method"] == "POST" and not scope.get("query_string")
-            else None
-        )
-        fast = single is not None and self._serves_ingest(scope)
         try:
-            if fast:
-                await serve_ingest(scope, limited_receive, send_with_id, single=bool(single))
-            else:
-                await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, limited_receive, send_with_id)
         finally:
-            template = path if fast else getattr(scope.get("route"), "path", "unmatched")
-            metrics.http_requests.labels(scope["method"], template, str(status)).inc()
-            if not path.startswith(_QUIET):
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    path=path,
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
+            template = getattr(scope.get("route"), "path", "unmatched")
+            finish_request(scope["method"], scope["path"], template, status, started)

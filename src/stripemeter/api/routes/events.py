@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
-from starlette.types import Receive, Send
-from starlette.types import Scope as ASGIScope
 
 from stripemeter.api import schemas
 from stripemeter.api.auth import check_tenant, require
@@ -20,10 +17,13 @@ from stripemeter.domain.scopes import Scope
 from stripemeter.services.ingest import IngestReport
 from stripemeter.services.keys import Principal
 
+if TYPE_CHECKING:
+    from stripemeter.api.app import Services
+
 router = APIRouter(tags=["events"])
 _events_write = require(Scope.EVENTS_WRITE)
 
-# The ingest routes by path, as served by ``serve_ingest`` (value: whether the body is one event).
+# The ingest routes by path (value: whether the body is one event), also served by the ingest edge.
 INGEST_PATHS: dict[str, bool] = {"/v1/events/ingest": False, "/v1/events": True}
 
 
@@ -94,10 +94,8 @@ def render_report(report: IngestReport, request_id: str | None) -> tuple[int, st
     return 200, _encoder.encode(body).decode()
 
 
-async def _read_events(
-    request: Request, principal: Principal, *, single: bool
-) -> tuple[bytes, list[Any]]:
-    raw = await request.body()
+def read_events(raw: bytes, principal: Principal, *, single: bool, limit: int) -> list[Any]:
+    """The events of an ingest body, or the error that says what is wrong with its shape."""
     try:
         body = decode(raw)
     except msgspec.DecodeError as exc:
@@ -118,7 +116,6 @@ async def _read_events(
             )
         check_tenant(principal, body.get("tenantId"))
         events = body["events"]
-    limit = services_of(request).settings.max_batch_events
     if not events:
         raise InvalidInput(
             "events must hold at least one event", code="empty_batch", param="events"
@@ -135,40 +132,63 @@ async def _read_events(
             claimed = event.get("tenantId")
             if claimed is not None and claimed != tenant_id:
                 check_tenant(principal, claimed, param=f"events[{index}].tenantId")
-    return raw, events
+    return events
 
 
-async def _ingest(
-    request: Request, principal: Principal, atomic: bool, *, single: bool
-) -> Response:
-    services = services_of(request)
-    raw, events = await _read_events(request, principal, single=single)
-    request_id = request_id_of(request)
-    key = request.headers.get("idempotency-key")
+async def run_ingest(
+    services: Services,
+    principal: Principal,
+    raw: bytes,
+    *,
+    single: bool,
+    atomic: bool,
+    query: bytes,
+    request_id: str | None,
+    idempotency_key: str | None,
+) -> tuple[int, str, bool]:
+    """Ingest one request's body: (status, JSON body, whether it replays a stored response).
+
+    Shared by the routes below and the ingest edge (``api/ingest_edge.py``) that serves them
+    ahead of the router.
+    """
+    events = read_events(raw, principal, single=single, limit=services.settings.max_batch_events)
     with services.ingest_timer():
-        if key:
-            if len(key) > 255:
+        if idempotency_key:
+            if len(idempotency_key) > 255:
                 raise InvalidInput(
                     "Idempotency-Key must be at most 255 characters", param="Idempotency-Key"
                 )
-            status, body, replayed = await services.ingest.ingest_once(
+            return await services.ingest.ingest_once(
                 principal.tenant_id,
                 events,
-                request_key=key,
-                request_body=request.url.query.encode() + b"\n" + raw,
+                request_key=idempotency_key,
+                request_body=query + b"\n" + raw,
                 render=lambda report: render_report(report, request_id),
                 request_id=request_id,
                 atomic=atomic,
-            )
-            headers = {"Idempotent-Replayed": "true"} if replayed else {}
-            return Response(
-                body, status_code=status, media_type="application/json", headers=headers
             )
         report = await services.ingest.ingest(
             principal.tenant_id, events, request_id=request_id, atomic=atomic
         )
     status, body = render_report(report, request_id)
-    return Response(body, status_code=status, media_type="application/json")
+    return status, body, False
+
+
+async def _ingest(
+    request: Request, principal: Principal, atomic: bool, *, single: bool
+) -> Response:
+    status, body, replayed = await run_ingest(
+        services_of(request),
+        principal,
+        await request.body(),
+        single=single,
+        atomic=atomic,
+        query=request.url.query.encode(),
+        request_id=request_id_of(request),
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 @router.post(
@@ -197,37 +217,3 @@ async def ingest_batch(
 async def ingest_one(request: Request, principal: Principal = Depends(_events_write)) -> Response:
     """The single-event form of ingest; same response shape."""
     return await _ingest(request, principal, False, single=True)
-
-
-async def serve_ingest(scope: ASGIScope, receive: Receive, send: Send, *, single: bool) -> None:
-    """Serve ``POST /v1/events[/ingest]`` (no query string) without routing or dependency solving.
-
-    The request middleware sends the hot ingest requests here: it is what the routes above do with
-    their defaults (same authentication, scope check, reading, ingest and rendering functions), minus
-    the per-request cost of matching every route of the app and resolving dependencies, which grows
-    with the number of routes. Requests with a query string (``atomic``, ``tenantId``) still go
-    through the router. Errors are rendered by the app's own exception handlers, as on the router.
-    """
-    request = Request(scope, receive)
-    try:
-        principal = await _events_write(request)
-        response = await _ingest(request, principal, False, single=single)
-    except Exception as exc:
-        handler = _handler_for(scope, exc)
-        if handler is None:
-            raise  # to ServerErrorMiddleware, as from a route
-        rendered = handler(request, exc)
-        response = await rendered if inspect.isawaitable(rendered) else rendered
-    await response(scope, receive, send)
-
-
-def _handler_for(scope: ASGIScope, exc: Exception) -> Any:
-    # ExceptionMiddleware's choice: the app's handlers by the exception's MRO, except the catch-all
-    # (``Exception``/500), which belongs to ServerErrorMiddleware.
-    handlers = scope["app"].exception_handlers
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            return None
-        if cls in handlers:
-            return handlers[cls]
-    return None
