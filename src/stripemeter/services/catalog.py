@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from stripemeter.domain.aggregation import Aggregation
+from stripemeter.services.ttl_cache import TtlCache
 from stripemeter.store import metric_settings, tenants
 from stripemeter.store.database import Database
 
@@ -54,19 +55,17 @@ class MetricCatalog:
     ) -> None:
         self._db = db
         self.default_window = default_window
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[str, tuple[float, TenantMetrics]] = {}
+        self._cache: TtlCache[str, TenantMetrics] = TtlCache(ttl, clock=clock)
 
     async def for_tenant(self, tenant_id: str) -> TenantMetrics:
         """The tenant's metric settings, at most ``ttl`` seconds old."""
-        cached = self._cache.get(tenant_id)
-        if cached is not None and self._clock() - cached[0] < self._ttl:
-            return cached[1]
+        return await self._cache.get(tenant_id, lambda: self._load(tenant_id))
+
+    async def _load(self, tenant_id: str) -> TenantMetrics:
         async with self._db.read() as conn:
             tenant = await tenants.get_tenant(conn, tenant_id)
             rows = await metric_settings.list_for_tenant(conn, tenant_id)
-        loaded = TenantMetrics(
+        return TenantMetrics(
             strict=bool(tenant and tenant["strict_metrics"]),
             default_window=self.default_window,
             metrics={
@@ -80,9 +79,7 @@ class MetricCatalog:
                 for row in rows
             },
         )
-        self._cache[tenant_id] = (self._clock(), loaded)
-        return loaded
 
     def invalidate(self, tenant_id: str) -> None:
         """Forget a tenant's cached settings after this process changed them."""
-        self._cache.pop(tenant_id, None)
+        self._cache.invalidate(tenant_id)

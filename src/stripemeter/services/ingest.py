@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
+import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +25,8 @@ from stripemeter.services.recording import Candidate, ConcurrentInsert, Recorded
 from stripemeter.store import requests
 from stripemeter.store.database import Database
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 6
+PROBE_AFTER_REPEAT = 30.0  # seconds to read stored keys first after a group met a repeated key
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
 STATUSES = ("accepted", "duplicate", "conflict", "held", "rejected")
 
@@ -85,6 +88,7 @@ class IngestService:
             self._commit, max_group=max_group, writers=writers
         )
         # Serialises retries of one Idempotency-Key in this process; unused locks are collected.
+        self._probe_until = 0.0  # monotonic time until which groups read stored keys first
         self._request_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -223,13 +227,21 @@ class IngestService:
 
         metrics.ingest_group_size.observe(len(candidates))
         caps = await self.alert_hooks.cap_snapshot(tenants) if self.alert_hooks else NO_CAPS
+        # Read stored keys first only while repeats are about (retries after an outage); otherwise
+        # the insert finds them, and the rare repeat costs one more transaction (see ``record``).
+        probe = time.monotonic() < self._probe_until
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self._db.write() as conn:
                     if before is not None:
                         await before(conn)
                     recorded, changed = await record(
-                        conn, candidates, window_for=window_for, now=self._clock(), caps=caps
+                        conn,
+                        candidates,
+                        window_for=window_for,
+                        now=self._clock(),
+                        caps=caps,
+                        probe=probe,
                     )
                     if refuse_conflicts and any(r.status == "conflict" for r in recorded):
                         raise _conflicts(candidates, recorded)
@@ -242,7 +254,12 @@ class IngestService:
             except (ConcurrentInsert, IntegrityError, DBAPIError) as exc:
                 if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                     raise
-                await asyncio.sleep(0.01 * (attempt + 1))
+                if isinstance(exc, ConcurrentInsert) and not probe:
+                    self._probe_until = time.monotonic() + PROBE_AFTER_REPEAT
+                    probe = True
+                    continue  # a repeat, not a race: run again at once, reading the keys
+                # Racing writers back off by different amounts, so they do not collide again.
+                await asyncio.sleep(0.01 * (attempt + 1) * random.uniform(0.5, 1.5))  # noqa: S311
         raise AssertionError("unreachable")  # pragma: no cover
 
 

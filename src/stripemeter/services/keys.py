@@ -6,16 +6,18 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from stripemeter.domain.errors import InvalidInput, NotFound, Unauthorized
 from stripemeter.domain.scopes import Scope, parse_scopes
+from stripemeter.services.ttl_cache import TtlCache
 from stripemeter.store import audit, tenants
 from stripemeter.store.database import Database
 
+# (secret hash, principal, expires at, revoked at) of a key, by prefix.
+_StoredKey = tuple[str, "Principal", datetime | None, datetime | None]
 KEY_CACHE_TTL = 5.0  # seconds a revocation in another process may take to be seen here
 DEFAULT_ROTATION_GRACE = timedelta(hours=24)
 _KEY_FORMAT = re.compile(r"^(sm_[a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
@@ -69,8 +71,7 @@ class KeyService:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._ttl = cache_ttl
-        self._cache: dict[str, tuple[float, str, Principal, datetime | None, datetime | None]] = {}
+        self._cache: TtlCache[str, _StoredKey] = TtlCache(cache_ttl)
 
     async def create(
         self,
@@ -127,17 +128,9 @@ class KeyService:
         if match is None:
             raise Unauthorized("invalid API key", code="invalid_api_key")
         prefix = match.group(1)
-        now_mono = time.monotonic()
-        cached = self._cache.get(prefix)
-        if cached is None or now_mono - cached[0] >= self._ttl:
-            async with self._db.read() as conn:
-                row = await tenants.key_by_prefix(conn, prefix)
-            if row is None:
-                raise Unauthorized("invalid API key", code="invalid_api_key")
-            principal = Principal(row["tenant_id"], row["id"], parse_scopes(row["scopes"]))
-            cached = (now_mono, row["secret_hash"], principal, row["expires_at"], row["revoked_at"])
-            self._cache[prefix] = cached
-        _, secret_hash, principal, expires_at, revoked_at = cached
+        secret_hash, principal, expires_at, revoked_at = await self._cache.get(
+            prefix, lambda: self._stored(prefix)
+        )
         if not hmac.compare_digest(secret_hash, hash_key(presented)):
             raise Unauthorized("invalid API key", code="invalid_api_key")
         now = self._clock()
@@ -146,6 +139,14 @@ class KeyService:
         if expires_at is not None and expires_at <= now:
             raise Unauthorized("this API key has expired", code="api_key_expired")
         return principal
+
+    async def _stored(self, prefix: str) -> _StoredKey:
+        async with self._db.read() as conn:
+            row = await tenants.key_by_prefix(conn, prefix)
+        if row is None:
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        principal = Principal(row["tenant_id"], row["id"], parse_scopes(row["scopes"]))
+        return row["secret_hash"], principal, row["expires_at"], row["revoked_at"]
 
     async def list(self, tenant_id: str | None) -> list[dict[str, object]]:
         """Key records without secrets."""
@@ -186,7 +187,7 @@ class KeyService:
                 request_id=None,
                 now=now,
             )
-        self._cache.pop(row["prefix"], None)
+        self._cache.invalidate(row["prefix"])
 
     async def rotate(
         self,
@@ -207,7 +208,7 @@ class KeyService:
             old_expiry = row["expires_at"]
             new_expiry = now + grace if old_expiry is None else min(old_expiry, now + grace)
             await tenants.set_key_times(conn, key_id, expires_at=new_expiry)
-        self._cache.pop(row["prefix"], None)
+        self._cache.invalidate(row["prefix"])
         return await self.create(
             row["tenant_id"],
             parse_scopes(row["scopes"]),

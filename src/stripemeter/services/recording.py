@@ -1,7 +1,7 @@
 """The ingest transaction: dedupe, judge lateness, append to the ledger and fold into counters.
 
 One call handles any number of events (from one request or a coalesced group) with a fixed number of
-statements, whatever the batch size.
+statements, whatever the batch size (see ``store/ingest_state.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold
+from stripemeter.domain.aggregation import EMPTY, Contribution, fold
 from stripemeter.domain.events import UsageEvent
 from stripemeter.domain.lateness import Lateness, judge
 from stripemeter.domain.periods import BillingCycle, Period, period_for
 from stripemeter.services.hard_caps import NO_CAPS, OVER_CAP, CapSnapshot
-from stripemeter.store import billing, counters, cycles, ledger
+from stripemeter.store import ingest_state
 from stripemeter.store.counters import CounterKey
 
 
@@ -56,66 +56,43 @@ async def record(
     window_for: WindowLookup,
     now: datetime,
     caps: CapSnapshot = NO_CAPS,
-    periods: cycles.Periods | None = None,
+    probe: bool = True,
 ) -> tuple[list[Recorded], int]:
     """Record candidates in order; returns their outcomes and how many counters changed.
 
-    ``periods`` resolves each customer's period (its billing cycle's, or calendar months); by
-    default the candidates' customers are locked (shared) and their cycles read here, in one
-    statement for the whole batch, so a concurrent cycle change waits for this transaction.
+    Three steps whatever the number of events: lock the customers' cycles (shared) and the counter
+    series, read what the decisions need, write the events and counters. With ``probe`` false the
+    stored idempotency keys are not read first: the insert skips any it meets, and a short insert
+    raises ``ConcurrentInsert`` so the caller runs the transaction again with ``probe`` (worth it
+    when repeats are rare, as they are outside retries).
     """
-    if periods is None:
-        periods = await cycles.resolve(
-            conn, {(c.tenant_id, c.event.customer_ref) for c in candidates}
-        )
-    key_periods: dict[CounterKey, Period] = {}
-    distinct: dict[tuple[str, str, str, datetime], CounterKey] = {}
-    keys: list[CounterKey] = []
-    period: Period | None = None
-    cycle: BillingCycle | None = None
-    for cand in candidates:
-        at = cand.event.at
-        # Periods partition time and depend only on the instant and the customer's cycle, so
-        # consecutive events of one cycle (a batch is usually close in time) reuse the last one.
-        customer_cycle = periods.cycle(cand.tenant_id, cand.event.customer_ref)
-        if period is None or customer_cycle is not cycle or not period.start <= at < period.end:
-            period = period_for(at, customer_cycle)
-            cycle = customer_cycle
-        series_key = (cand.tenant_id, cand.event.metric, cand.event.customer_ref, period.start)
-        key = distinct.get(series_key)
-        if key is None:
-            key = distinct[series_key] = CounterKey(*series_key)
-            key_periods[key] = period
-        keys.append(key)
-
-    # Lock before reading: a concurrent writer of the same counters (and so of the same derived keys)
-    # then commits first, and our reads below see its rows.
-    await counters.lock(conn, distinct.values())
-
-    stored: dict[tuple[str, str], ledger.StoredKey] = {}
-    by_tenant: dict[str, list[str]] = {}
-    for cand in candidates:
-        by_tenant.setdefault(cand.tenant_id, []).append(cand.event.idempotency_key)
-    for tenant_id, tenant_keys in by_tenant.items():
-        for key_text, found in (await ledger.find_keys(conn, tenant_id, tenant_keys)).items():
-            stored[(tenant_id, key_text)] = found
-
-    states: dict[CounterKey, CounterState] = await counters.load(conn, distinct.values())
-    # Invoiced periods are closed: their events wait for review instead of changing a billed total.
-    closed = (
-        await billing.closed_periods_since(
-            conn, by_tenant.keys(), min(c.event.at for c in candidates)
-        )
-        if candidates
-        else {}
+    if not candidates:
+        return [], 0
+    customers = {(c.tenant_id, c.event.customer_ref) for c in candidates}
+    series = {(c.tenant_id, c.event.metric, c.event.customer_ref) for c in candidates}
+    times = [c.event.at for c in candidates]
+    # Lock before reading: a concurrent writer of the same series (and so of the same derived
+    # keys) then commits first, and the reads below see its rows.
+    await ingest_state.lock(conn, customers, series)
+    known = await ingest_state.read(
+        conn,
+        customers,
+        series,
+        (min(times), max(times)),
+        ((c.tenant_id, c.event.idempotency_key) for c in candidates) if probe else None,
     )
+    stored, states, closed = known.stored, known.counters, known.closed
+
+    key_periods: dict[CounterKey, Period] = {}
     changed: set[CounterKey] = set()
     fresh: dict[tuple[str, str], int] = {}  # (tenant, key) -> index of the first candidate with it
     outcomes: list[tuple[str, str | None]] = []
     rows: list[dict[str, Any]] = []
     windows: dict[tuple[str, str], timedelta] = {}
+    period: Period | None = None
+    cycle: BillingCycle | None = None
 
-    for index, (cand, key) in enumerate(zip(candidates, keys, strict=True)):
+    for index, cand in enumerate(candidates):
         event = cand.event
         ident_key = (cand.tenant_id, event.idempotency_key)
         earlier = stored.get(ident_key)
@@ -127,31 +104,39 @@ async def record(
             outcomes.append(_repeat(candidates[first].event.payload_hash, event))
             continue
         fresh[ident_key] = index
+        # Periods partition time and depend only on the instant and the customer's cycle, so
+        # consecutive events of one cycle (a batch is usually close in time) reuse the last one.
+        at = event.at
+        customer_cycle = known.cycles.get((cand.tenant_id, event.customer_ref))
+        if period is None or customer_cycle is not cycle or not period.start <= at < period.end:
+            period = period_for(at, customer_cycle)
+            cycle = customer_cycle
+        key = CounterKey(cand.tenant_id, event.metric, event.customer_ref, period.start)
+        key_periods.setdefault(key, period)
         state = states.get(key, EMPTY)
-        series = (cand.tenant_id, event.metric)
-        window = windows.get(series)
+        series_id = (cand.tenant_id, event.metric)
+        window = windows.get(series_id)
         if window is None:
-            window = windows[series] = window_for(*series)
-        verdict = judge(event.at, state.watermark, window)
-        if closed and any(
-            event.at in p for p in closed.get((cand.tenant_id, event.customer_ref), ())
-        ):
+            window = windows[series_id] = window_for(*series_id)
+        verdict = judge(at, state.watermark, window)
+        if closed and any(at in p for p in closed.get((cand.tenant_id, event.customer_ref), ())):
             outcome: tuple[str, str | None] = ("held", PERIOD_CLOSED)
         elif verdict is Lateness.BEYOND_WINDOW:
             outcome = ("held", verdict.value)
         elif caps.refuses(key, state, event):
             outcome = ("held", OVER_CAP)
         else:
-            states[key] = fold(state, Contribution(event.quantity, event.at, event.idempotency_key))
+            states[key] = fold(state, Contribution(event.quantity, at, event.idempotency_key))
             changed.add(key)
             outcome = _ACCEPTED
         outcomes.append(outcome)
         rows.append(_row(cand, key, outcome, now))
 
-    ids = await ledger.insert_events(conn, rows)
+    ids = await ingest_state.write(
+        conn, rows, [(k, key_periods[k], states[k]) for k in changed], now
+    )
     if len(ids) != len(rows):
         raise ConcurrentInsert
-    await counters.save(conn, {k: (key_periods[k], states[k]) for k in changed}, now)
 
     results: list[Recorded] = []
     for cand, (status, reason) in zip(candidates, outcomes, strict=True):

@@ -33,8 +33,14 @@ class CounterKey:
 
     @property
     def lock_name(self) -> str:
-        """The advisory-lock name that serialises writers of this counter."""
-        return f"counter|{self.tenant_id}|{self.metric}|{self.customer_ref}|{self.period_start.isoformat()}"
+        """The advisory-lock name that serialises writers of this counter (and of its series)."""
+        return series_lock_name(self.tenant_id, self.metric, self.customer_ref)
+
+
+def series_lock_name(tenant_id: str, metric: str, customer_ref: str) -> str:
+    """The lock of every period of one (tenant, metric, customer): ingest takes it before it knows
+    which periods its events fall in, so every other writer of a counter takes the same one."""
+    return f"counter|{tenant_id}|{metric}|{customer_ref}"
 
 
 def state_from_row(row: RowMapping) -> CounterState:
@@ -71,7 +77,7 @@ _PG_LOAD = (
     " FROM counters WHERE tenant_id = $1 AND metric = k.metric AND customer_ref = k.customer_ref"
     " AND period_start = k.period_start LIMIT 1) AS c"
 )
-_PG_SAVE = (
+PG_SAVE = (
     "INSERT INTO counters (tenant_id, metric, customer_ref, period_start, period_end,"
     ' "sum", "max", "last", last_ts, last_key, "count", watermark, updated_at)'
     " SELECT v->>0, v->>1, v->>2, (v->>3)::timestamptz, (v->>4)::timestamptz, (v->>5)::numeric,"
@@ -149,27 +155,7 @@ async def save(
         ),
     )
     if conn.dialect.name == "postgresql":
-        # json_array_elements yields rows in document order, so rows are written in key order.
-        rows_json = _to_json.encode(
-            [
-                (
-                    k.tenant_id,
-                    k.metric,
-                    k.customer_ref,
-                    k.period_start,
-                    p.end,
-                    s.sum,
-                    s.max,
-                    s.last,
-                    s.last_at,
-                    s.last_key,
-                    s.count,
-                    s.watermark,
-                )
-                for k, (p, s) in ordered
-            ]
-        ).decode()
-        await conn.exec_driver_sql(_PG_SAVE, (rows_json, now))
+        await conn.exec_driver_sql(PG_SAVE, (pg_rows([(k, p, st) for k, (p, st) in ordered]), now))
         return
     rows: list[dict[str, Any]] = [
         {
@@ -208,6 +194,63 @@ async def save(
         },
     )
     await conn.execute(stmt, rows)
+
+
+def pg_rows(changed: Iterable[tuple[CounterKey, Period, CounterState]]) -> str:
+    """``PG_SAVE``'s rows document, in key order (json_array_elements keeps document order)."""
+    return _to_json.encode(
+        [
+            (
+                k.tenant_id,
+                k.metric,
+                k.customer_ref,
+                k.period_start,
+                p.end,
+                s.sum,
+                s.max,
+                s.last,
+                s.last_at,
+                s.last_key,
+                s.count,
+                s.watermark,
+            )
+            for k, p, s in sorted(
+                changed,
+                key=lambda item: (
+                    item[0].tenant_id,
+                    item[0].metric,
+                    item[0].customer_ref,
+                    item[0].period_start,
+                ),
+            )
+        ]
+    ).decode()
+
+
+async def load_series(
+    conn: AsyncConnection,
+    series: Iterable[tuple[str, str, str]],
+    span: tuple[datetime, datetime],
+) -> dict[CounterKey, CounterState]:
+    """The stored counters of these (tenant, metric, customer) series overlapping ``span``."""
+    found: dict[CounterKey, CounterState] = {}
+    since, until = span
+    wanted = sorted(set(series))
+    for start in range(0, len(wanted), KEY_CHUNK):
+        chunk = wanted[start : start + KEY_CHUNK]
+        rows = await conn.execute(
+            select(counters).where(
+                tuple_(counters.c.tenant_id, counters.c.metric, counters.c.customer_ref).in_(chunk),
+                counters.c.period_start <= until,
+                counters.c.period_end > since,
+            )
+        )
+        for row in rows.mappings():
+            key = CounterKey(
+                row["tenant_id"], row["metric"], row["customer_ref"], row["period_start"]
+            )
+            found[key] = state_from_row(row)
+    return found
 
 
 async def for_customer(

@@ -42,7 +42,7 @@ _PG_FIND_KEYS = (
     " CROSS JOIN LATERAL (SELECT id, payload_hash FROM events"
     " WHERE tenant_id = $1 AND idempotency_key = k.key LIMIT 1) AS e"
 )
-_PG_INSERT_EVENTS = (
+PG_INSERT_EVENTS = (
     "INSERT INTO events (tenant_id, idempotency_key, payload_hash, metric, customer_ref,"
     " resource_id, quantity, ts, ts_text, period_start, status, held_reason, source, meta,"
     " received_at, request_id)"
@@ -95,7 +95,7 @@ async def insert_events(
     if not rows:
         return {}
     if conn.dialect.name == "postgresql":
-        inserted = await conn.exec_driver_sql(_PG_INSERT_EVENTS, (_to_json.encode(rows).decode(),))
+        inserted = await conn.exec_driver_sql(PG_INSERT_EVENTS, (_to_json.encode(rows).decode(),))
         return {(row[1], row[2]): row[0] for row in cast("list[Any]", inserted.all())}
     stmt = (
         dialect.insert(conn, events)
