@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import msgspec
 import structlog
 
 _SECRET_FIELDS = frozenset({"authorization", "api_key", "key", "secret", "x-api-key", "password"})
@@ -20,10 +22,19 @@ def _redact(
     return event_dict
 
 
+# msgspec renders a log line several times faster than the json module; anything it does not know
+# (an exception, a Decimal) is written as its str().
+_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def _json_line(event: Any, **_options: Any) -> str:
+    return _encoder.encode(event).decode()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     """Configure structlog and the standard library once, at the edge."""
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
