@@ -1,4 +1,4 @@
-"""A small periodic loop for gauges that describe the whole database rather than one request."""
+"""A small periodic loop for database-wide chores: gauges, and first statistics for new tables."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import structlog
 
 from stripemeter.observability import metrics
 from stripemeter.services.background import BackgroundTask
-from stripemeter.store import ledger
+from stripemeter.store import ledger, statistics
 from stripemeter.store.database import Database
 
-SAMPLE_INTERVAL = 15.0  # seconds between samples of database-wide gauges
+SAMPLE_INTERVAL = 5.0  # seconds between samples of database-wide gauges
 
 log = structlog.get_logger("stripemeter.housekeeping")
 
 
 class Housekeeping:
-    """Samples database-wide gauges (held events awaiting review) on an interval."""
+    """Samples database-wide gauges (held events awaiting review) and analyses new tables."""
 
     def __init__(self, db: Database, *, interval: float = SAMPLE_INTERVAL) -> None:
         self._db = db
@@ -33,9 +33,13 @@ class Housekeeping:
         await self._task.stop()
 
     async def sample(self) -> None:
-        """Take one sample of every gauge."""
+        """Take one sample of every gauge, and give new tables their first statistics."""
         async with self._db.read() as conn:
             metrics.held_events_pending.set(await ledger.count_pending_held(conn))
+        async with self._db.write() as conn:
+            analysed = await statistics.analyse_new_tables(conn)
+        if analysed:
+            log.info("tables_analysed", tables=analysed)
 
     async def _run(self) -> None:
         while True:
