@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from stripemeter.store.types import Quantity, UTCDateTime
@@ -79,7 +80,14 @@ events = Table(
     UniqueConstraint("tenant_id", "idempotency_key"),
     Index("ix_events_tenant_metric_customer_ts", "tenant_id", "metric", "customer_ref", "ts"),
     Index("ix_events_tenant_id_desc", "tenant_id", "id"),
-    Index("ix_events_tenant_status", "tenant_id", "status", "id"),
+    # Held events wait for review; indexing only them keeps the index off the hot insert path.
+    Index(
+        "ix_events_held",
+        "tenant_id",
+        "id",
+        postgresql_where=text("status = 'held'"),
+        sqlite_where=text("status = 'held'"),
+    ),
 )
 
 counters = Table(
