@@ -166,15 +166,42 @@ async def test_an_anchor_on_the_15th_keys_counters_pushes_and_invoices_alike(
     """Sep 14 and Sep 16 land in two periods; each pushed total equals its invoice line at Stripe."""
     ids = await _setup(api, fake)
     clock = Clock(fake, app_services, ids["clock"])
+    jul15 = datetime(2026, 7, 15, tzinfo=UTC)
 
-    # Ingested before anything asked Stripe: calendar counters, re-keyed when the pusher learns
-    # the cycle (before it creates a single write-log row).
+    # Ingested before anything asked Stripe (one event even before the subscription started):
+    # calendar counters, re-keyed when the pusher learns the cycle, before it creates any row.
+    clock.advance(datetime(2026, 8, 12, 12, tzinfo=UTC))
+    await _ingest(api, datetime(2026, 8, 9, 12, tzinfo=UTC), 2, "early")
+    await _ingest(api, datetime(2026, 8, 12, 10, tzinfo=UTC), 1, "first")
+    assert set(await _counters(app_services)) == {datetime(2026, 8, 1, tzinfo=UTC)}
+    await api.post("/v1/pushes/flush", json={})
+    assert await _counters(app_services) == {jul15: (AUG15, Decimal(3))}
+    assert await _pushed(api) == {_ts(jul15): Decimal(3)}
+
+    # Stripe's short first period [Aug 10, Aug 15) holds those pushes; the gate compares its
+    # invoice with the anchored period ending with it.
+    inbox = len(receiver.received)
+    clock.advance(AUG15 + timedelta(minutes=30))
+    answers = await relay(api, receiver, inbox, wait_for=1)
+    await app_services.reconciliation.webhooks.drain()
+    assert [a["type"] for a in answers] == ["invoice.created"]
+    short = datetime(2026, 8, 10, tzinfo=UTC)
+    assert _invoice_quantity(fake, ids["customer"], short) == Decimal(3)
+    [first] = [
+        i
+        for i in _call(fake, "GET", "/v1/invoices", customer=ids["customer"])["data"]
+        if i["period_start"] == int(short.timestamp())
+    ]
+    assert (await api.get(f"/v1/invoices/{first['id']}/parity")).json()["status"] == "ok"
+
     clock.advance(datetime(2026, 9, 14, 12, tzinfo=UTC))
     await _ingest(api, datetime(2026, 9, 14, 10, tzinfo=UTC), 3, "a")
-    assert set(await _counters(app_services)) == {datetime(2026, 9, 1, tzinfo=UTC)}
     await api.post("/v1/pushes/flush", json={})
-    assert await _counters(app_services) == {AUG15: (SEP15, Decimal(3))}
-    assert await _pushed(api) == {_ts(AUG15): Decimal(3)}
+    assert await _counters(app_services) == {
+        jul15: (AUG15, Decimal(3)),
+        AUG15: (SEP15, Decimal(3)),
+    }
+    assert await _pushed(api) == {_ts(jul15): Decimal(3), _ts(AUG15): Decimal(3)}
 
     # Stripe drafts the invoice of [Aug 15, Sep 15) at the anchor: the pre-invoice gate compares
     # it with our total for the very same period, and the line equals what we pushed for it.
@@ -207,10 +234,15 @@ async def test_an_anchor_on_the_15th_keys_counters_pushes_and_invoices_alike(
     await _ingest(api, datetime(2026, 9, 20, 10, tzinfo=UTC), 2, "c")
     await api.post("/v1/pushes/flush", json={})
     assert await _counters(app_services) == {
+        jul15: (AUG15, Decimal(3)),
         AUG15: (SEP15, Decimal(3)),
         SEP15: (OCT15, Decimal(7)),
     }
-    assert await _pushed(api) == {_ts(AUG15): Decimal(3), _ts(SEP15): Decimal(7)}
+    assert await _pushed(api) == {
+        _ts(jul15): Decimal(3),
+        _ts(AUG15): Decimal(3),
+        _ts(SEP15): Decimal(7),
+    }
     current = await api.get("/v1/usage/current", params={"customerRef": "c1", "period": "2026-09"})
     assert current.json()["period"] == {"start": _ts(SEP15), "end": _ts(OCT15)}
     assert current.json()["metrics"][0]["value"] == 7

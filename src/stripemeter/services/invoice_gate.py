@@ -21,14 +21,14 @@ from stripe import RequestOptions
 
 from stripemeter.domain.aggregation import Aggregation
 from stripemeter.domain.drift import LineParity, ReportStatus
-from stripemeter.domain.periods import Period
+from stripemeter.domain.periods import BillingCycle, Period, period_for
 from stripemeter.domain.pricing import price_from_stripe, price_line
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store
 from stripemeter.services.billing_cycles import BillingCycles
 from stripemeter.services.reconciler import Reconciler, local_total
 from stripemeter.services.stripe_accounts import StripeAccounts
-from stripemeter.store import audit, billing
+from stripemeter.store import audit, billing, cycles
 from stripemeter.store import reconciliation as recon_store
 from stripemeter.store.database import Database
 from stripemeter.stripe.errors import StripeCallError, map_stripe_errors
@@ -277,6 +277,7 @@ class InvoiceGate:
         invoice = json.loads(response.body, parse_float=Decimal)
         async with self.db.read() as conn:
             mappings = await sync_store.list_mappings(conn, tenant_id, active=True)
+            local_period = _our_period(period, await cycles.cycle_of(conn, tenant_id, customer_ref))
         by_price = {m.price_id: m for m in mappings if m.price_id}
         by_item = {m.subscription_item_id: m for m in mappings if m.subscription_item_id}
         lines: list[dict[str, Any]] = []
@@ -296,7 +297,7 @@ class InvoiceGate:
             )
             async with self.db.read() as conn:
                 key = recon_store.ReportKey(
-                    tenant_id, mapping.metric, mapping.id, "live", customer_ref, period
+                    tenant_id, mapping.metric, mapping.id, "live", customer_ref, local_period
                 )
                 local = await local_total(conn, key, Aggregation(mapping.aggregation))
             expected = await self._expected_amount(mapping, price_id, local)
@@ -420,6 +421,15 @@ class InvoiceGate:
                     request_id=None,
                     now=self.clock(),
                 )
+
+
+def _our_period(invoiced: Period, cycle: BillingCycle | None) -> Period:
+    """The customer's period an invoice bills: the same one, or for a subscription's short first
+    period ``[start, anchor)`` the anchored period that ends with it (whose pushes it holds)."""
+    if cycle is None:
+        return invoiced
+    ours = period_for(invoiced.start, cycle)
+    return ours if ours.end == invoiced.end and ours.start <= invoiced.start else invoiced
 
 
 def _action(at: datetime, what: str, **details: Any) -> dict[str, Any]:
