@@ -16,16 +16,14 @@ from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stripemeter.domain.aggregation import Aggregation, Contribution, CounterState, fold
+from stripemeter.domain.aggregation import Aggregation
 from stripemeter.domain.periods import BillingCycle, Period
 from stripemeter.domain.pushes import LogState, Pending
 from stripemeter.store import dialect
 from stripemeter.store.counters import state_from_row
 from stripemeter.store.tables import (
-    adjustments,
     counters,
     customer_mappings,
-    events,
     price_mappings,
     push_cursors,
     push_log,
@@ -704,50 +702,6 @@ async def counter_total(
         .first()
     )
     return state_from_row(row).value(aggregation) if row else Decimal(0)
-
-
-async def ledger_total(
-    conn: AsyncConnection,
-    tenant_id: str,
-    metric: str,
-    customer_ref: str,
-    period: Period,
-    aggregation: Aggregation,
-) -> Decimal:
-    """The billing value over an anchored period, folded from the ledger with the counters' rule.
-
-    Counters are kept per calendar month; a subscription period that is not one is summed from
-    accepted events (and approved adjustments dated inside it) with the same ``fold``.
-    """
-    state = CounterState()
-    rows = await conn.execute(
-        select(events.c.quantity, events.c.ts, events.c.idempotency_key).where(
-            events.c.tenant_id == tenant_id,
-            events.c.metric == metric,
-            events.c.customer_ref == customer_ref,
-            events.c.ts >= period.start,
-            events.c.ts < period.end,
-            events.c.status == "accepted",
-        )
-    )
-    for quantity, ts, key in rows:
-        state = fold(state, Contribution(quantity, ts, key))
-    adjusted = await conn.execute(
-        select(adjustments.c.id, adjustments.c.delta, adjustments.c.event_ts).where(
-            adjustments.c.tenant_id == tenant_id,
-            adjustments.c.metric == metric,
-            adjustments.c.customer_ref == customer_ref,
-            adjustments.c.status == "approved",
-            and_(
-                func.coalesce(adjustments.c.event_ts, adjustments.c.period_start) >= period.start,
-                func.coalesce(adjustments.c.event_ts, adjustments.c.period_start) < period.end,
-            ),
-        )
-    )
-    for adj_id, delta, event_ts in adjusted:
-        at = event_ts or period.start
-        state = fold(state, Contribution(delta, at, f"adj:{adj_id}", counts_as_event=False))
-    return state.value(aggregation)
 
 
 # --- subscription cache ----------------------------------------------------------------------
