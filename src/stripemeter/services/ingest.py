@@ -239,7 +239,7 @@ class IngestService:
                         conn,
                         candidates,
                         window_for=window_for,
-                        now=self._clock(),
+                        clock=self._clock,
                         caps=caps,
                         probe=probe,
                     )

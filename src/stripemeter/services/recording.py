@@ -54,18 +54,17 @@ async def record(
     candidates: Sequence[Candidate],
     *,
     window_for: WindowLookup,
-    now: datetime,
+    clock: Callable[[], datetime],
     caps: CapSnapshot = NO_CAPS,
     probe: bool = True,
 ) -> tuple[list[Recorded], int]:
-    """Record candidates in order; returns their outcomes and how many counters changed.
+    """Record candidates in order in three steps (lock, read, write).
 
-    Three steps whatever the number of events: lock the customers' cycles (shared) and the counter
-    series, read what the decisions need, write the events and counters. With ``probe`` false the
-    stored idempotency keys are not read first: the insert skips any it meets, and a short insert
-    raises ``ConcurrentInsert`` so the caller runs the transaction again with ``probe`` (worth it
-    when repeats are rare, as they are outside retries).
+    Returns their outcomes and how many counters changed.
     """
+    # Without ``probe`` the stored keys are not read first: the insert skips any it meets, and a
+    # short insert raises ConcurrentInsert so the caller runs the transaction again with ``probe``
+    # (cheaper overall while repeats are rare, as they are outside retries).
     if not candidates:
         return [], 0
     customers = {(c.tenant_id, c.event.customer_ref) for c in candidates}
@@ -74,6 +73,9 @@ async def record(
     # Lock before reading: a concurrent writer of the same series (and so of the same derived
     # keys) then commits first, and the reads below see its rows.
     await ingest_state.lock(conn, customers, series)
+    # The time is read once the locks are held, so a series' updated_at never goes backwards: a
+    # writer that waited for the lock stamps after the one it waited for (the pusher relies on it).
+    now = clock()
     known = await ingest_state.read(
         conn,
         customers,
