@@ -68,9 +68,6 @@ class Periods:
         return period_for(at, self._cycles.get((tenant_id, customer_ref)))
 
 
-CALENDAR = Periods({})  # every customer on calendar months (tests, tools)
-
-
 def _cycle(anchor: Any, interval: Any, count: Any) -> BillingCycle | None:
     if anchor is None or not interval:
         return None

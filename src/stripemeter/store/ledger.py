@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-import msgspec
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,21 +25,10 @@ class StoredKey:
     payload_hash: str
 
 
-# PostgreSQL hot path: one constant statement per call whatever the batch size, so asyncpg prepares
-# it once per connection and SQLAlchemy compiles nothing. Rows travel as one JSON document (encoded by
-# msgspec, unpacked by json_to_recordset): encoding thousands of array elements in asyncpg costs the
-# client several times more CPU. Decimals are written as exact JSON numbers and read into NUMERIC
-# exactly; instants as RFC 3339 UTC.
-_to_json = msgspec.json.Encoder(decimal_format="number")
-
-# The LATERAL … LIMIT 1 form keeps this a unique-index probe per key whatever the planner believes
-# about the tenant's row count: with the plain ``= ANY`` form and stale statistics (a new table, a
-# new tenant, a backfill outrunning autovacuum) PostgreSQL scans every event of the tenant instead.
-_PG_FIND_KEYS = (
-    "SELECT k.key, e.id, e.payload_hash FROM json_array_elements_text($2::json) AS k(key)"
-    " CROSS JOIN LATERAL (SELECT id, payload_hash FROM events"
-    " WHERE tenant_id = $1 AND idempotency_key = k.key LIMIT 1) AS e"
-)
+# The PostgreSQL ingest's insert (``store/ingest_state.py`` runs it inside its write statement): rows
+# travel as one JSON document (encoded by msgspec, unpacked by json_to_recordset), far cheaper for
+# the client than asyncpg's per-element array encoding. Decimals are exact JSON numbers read into
+# NUMERIC; instants are RFC 3339 UTC.
 PG_INSERT_EVENTS = (
     "INSERT INTO events (tenant_id, idempotency_key, payload_hash, metric, customer_ref,"
     " resource_id, quantity, ts, ts_text, period_start, status, held_reason, source, meta,"
@@ -60,17 +47,11 @@ PG_INSERT_EVENTS = (
 async def find_keys(
     conn: AsyncConnection, tenant_id: str, keys: Sequence[str]
 ) -> dict[str, StoredKey]:
-    """The stored events among ``keys`` for one tenant (one statement on PostgreSQL)."""
+    """The stored events among ``keys`` for one tenant (PostgreSQL's ingest reads them in its
+    own read statement, ``store/ingest_state.py``)."""
     found: dict[str, StoredKey] = {}
     unique = list(dict.fromkeys(keys))
     if not unique:
-        return found
-    if conn.dialect.name == "postgresql":
-        result = await conn.exec_driver_sql(
-            _PG_FIND_KEYS, (tenant_id, _to_json.encode(unique).decode())
-        )
-        for row in cast("list[Any]", result.all()):
-            found[row[0]] = StoredKey(row[1], row[2])
         return found
     for start in range(0, len(unique), KEY_CHUNK):
         chunk = unique[start : start + KEY_CHUNK]
@@ -89,14 +70,10 @@ async def insert_events(
 ) -> dict[tuple[str, str], int]:
     """Insert rows, skipping keys that exist; returns the new ids by (tenant, key).
 
-    On PostgreSQL this is one ``INSERT … SELECT FROM json_to_recordset`` whatever the number of
-    rows.
+    PostgreSQL's ingest inserts with ``PG_INSERT_EVENTS`` inside its write statement instead.
     """
     if not rows:
         return {}
-    if conn.dialect.name == "postgresql":
-        inserted = await conn.exec_driver_sql(PG_INSERT_EVENTS, (_to_json.encode(rows).decode(),))
-        return {(row[1], row[2]): row[0] for row in cast("list[Any]", inserted.all())}
     stmt = (
         dialect.insert(conn, events)
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
@@ -177,57 +154,6 @@ async def get_event(conn: AsyncConnection, tenant_id: str, event_id: int) -> Row
     query = _filtered(tenant_id, EventFilter()).where(events.c.id == event_id)
     row: RowMapping | None = (await conn.execute(query)).mappings().first()
     return row
-
-
-async def counted_events(
-    conn: AsyncConnection,
-    tenant_id: str,
-    metric: str,
-    customer_ref: str,
-    since: datetime,
-    until: datetime,
-) -> list[tuple[Decimal, datetime, str]]:
-    """(quantity, ts, key) of accepted events of one counter series in ``[since, until)``."""
-    rows = await conn.execute(
-        select(events.c.quantity, events.c.ts, events.c.idempotency_key)
-        .where(
-            events.c.tenant_id == tenant_id,
-            events.c.metric == metric,
-            events.c.customer_ref == customer_ref,
-            events.c.ts >= since,
-            events.c.ts < until,
-            events.c.status == "accepted",
-        )
-        .order_by(events.c.ts)
-    )
-    return [(q, ts, key) for q, ts, key in rows]
-
-
-async def series_in_scope(
-    conn: AsyncConnection,
-    tenant_id: str,
-    *,
-    metrics: Sequence[str] | None,
-    customer_ref: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[tuple[str, str, datetime]]:
-    """Distinct (metric, customer, period start) with events in scope."""
-    conditions = [events.c.tenant_id == tenant_id]
-    if metrics:
-        conditions.append(events.c.metric.in_(list(metrics)))
-    if customer_ref is not None:
-        conditions.append(events.c.customer_ref == customer_ref)
-    if since is not None:
-        conditions.append(events.c.ts >= since)
-    if until is not None:
-        conditions.append(events.c.ts < until)
-    rows = await conn.execute(
-        select(events.c.metric, events.c.customer_ref, events.c.period_start)
-        .where(and_(*conditions))
-        .distinct()
-    )
-    return [(m, c, p) for m, c, p in rows]
 
 
 async def count_pending_held(conn: AsyncConnection, tenant_id: str | None = None) -> int:
