@@ -20,7 +20,7 @@ from stripemeter.domain.aggregation import Aggregation
 from stripemeter.domain.periods import BillingCycle, Period
 from stripemeter.domain.pushes import LogState, Pending
 from stripemeter.store import dialect
-from stripemeter.store.counters import state_from_row
+from stripemeter.store.counters import change_minute, state_from_row
 from stripemeter.store.tables import (
     counters,
     customer_mappings,
@@ -371,6 +371,8 @@ async def changed_counters(
     ).where(
         counters.c.tenant_id == mapping.tenant_id,
         counters.c.metric == mapping.metric,
+        # The index holds the minute (see store/tables.py); the exact instant filters within it.
+        counters.c.updated_minute >= change_minute(since - SCAN_OVERLAP),
         counters.c.updated_at > since - SCAN_OVERLAP,
     )
     if customer_ref is not None:

@@ -43,6 +43,11 @@ def series_lock_name(tenant_id: str, metric: str, customer_ref: str) -> str:
     return f"counter|{tenant_id}|{metric}|{customer_ref}"
 
 
+def change_minute(at: datetime) -> datetime:
+    """The minute a change at ``at`` is indexed under (``updated_minute``, the pusher's feed)."""
+    return at.replace(second=0, microsecond=0)
+
+
 def state_from_row(row: RowMapping) -> CounterState:
     """A row of ``counters`` as a domain value."""
     return CounterState(
@@ -72,21 +77,23 @@ _PG_LOAD = (
     'SELECT k.metric, k.customer_ref, k.period_start, c."sum", c."max", c."last", c.last_ts,'
     ' c.last_key, c."count", c.watermark'
     " FROM (SELECT v->>0 AS metric, v->>1 AS customer_ref, (v->>2)::timestamptz AS period_start"
-    " FROM json_array_elements($2::json) AS v) AS k"
+    " FROM jsonb_array_elements($2::jsonb) AS v) AS k"
     ' CROSS JOIN LATERAL (SELECT "sum", "max", "last", last_ts, last_key, "count", watermark'
     " FROM counters WHERE tenant_id = $1 AND metric = k.metric AND customer_ref = k.customer_ref"
     " AND period_start = k.period_start LIMIT 1) AS c"
 )
 PG_SAVE = (
     "INSERT INTO counters (tenant_id, metric, customer_ref, period_start, period_end,"
-    ' "sum", "max", "last", last_ts, last_key, "count", watermark, updated_at)'
+    ' "sum", "max", "last", last_ts, last_key, "count", watermark, updated_at, updated_minute)'
     " SELECT v->>0, v->>1, v->>2, (v->>3)::timestamptz, (v->>4)::timestamptz, (v->>5)::numeric,"
     " (v->>6)::numeric, (v->>7)::numeric, (v->>8)::timestamptz, v->>9, (v->>10)::bigint,"
-    " (v->>11)::timestamptz, $2::timestamptz FROM json_array_elements($1::json) AS v"
+    " (v->>11)::timestamptz, $2::timestamptz, date_trunc('minute', $2::timestamptz)"
+    " FROM jsonb_array_elements($1::jsonb) AS v"
     " ON CONFLICT (tenant_id, metric, customer_ref, period_start) DO UPDATE SET"
     ' period_end = excluded.period_end, "sum" = excluded."sum", "max" = excluded."max",'
     ' "last" = excluded."last", last_ts = excluded.last_ts, last_key = excluded.last_key,'
-    ' "count" = excluded."count", watermark = excluded.watermark, updated_at = excluded.updated_at'
+    ' "count" = excluded."count", watermark = excluded.watermark, updated_at = excluded.updated_at,'
+    " updated_minute = excluded.updated_minute"
 )
 
 
@@ -172,6 +179,7 @@ async def save(
             "count": state.count,
             "watermark": state.watermark,
             "updated_at": now,
+            "updated_minute": change_minute(now),
         }
         for key, (period, state) in ordered
     ]
@@ -190,6 +198,7 @@ async def save(
                 "count",
                 "watermark",
                 "updated_at",
+                "updated_minute",
             )
         },
     )

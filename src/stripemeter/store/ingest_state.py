@@ -75,7 +75,7 @@ SELECT json_build_object(
              AND customer_ref IN (SELECT json_array_elements_text($2::json))),
   'counters', (SELECT json_agg(json_build_array(c.metric, c.customer_ref, c.period_start,
                  c."sum", c."max", c."last", c.last_ts, c.last_key, c."count", c.watermark))
-               FROM json_array_elements($3::json) AS v
+               FROM jsonb_array_elements($3::jsonb) AS v
                CROSS JOIN LATERAL (SELECT * FROM counters WHERE tenant_id = $1
                  AND metric = v->>0 AND customer_ref = v->>1
                  AND period_start <= $5 AND period_end > $4) AS c),

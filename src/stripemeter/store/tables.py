@@ -106,8 +106,12 @@ counters = Table(
     Column("count", BigInteger, nullable=False),
     Column("watermark", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The pusher's change feed. Indexing updated_at itself would make every ingest's counter
+    # update a non-HOT one (a new entry in each index); the minute stays put while a counter is
+    # busy, so most updates rewrite the row in place (migration 0009).
+    Column("updated_minute", UTCDateTime, nullable=False),
     Index("ix_counters_tenant_customer", "tenant_id", "customer_ref", "period_start"),
-    Index("ix_counters_tenant_updated", "tenant_id", "updated_at"),
+    Index("ix_counters_tenant_metric_updated_minute", "tenant_id", "metric", "updated_minute"),
 )
 
 metric_settings = Table(
