@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     )
     max_meta_bytes: int = Field(4096, ge=0, validation_alias=_env("STRIPEMETER_MAX_META_BYTES"))
     ingest_writers: int = Field(0, ge=0, validation_alias=_env("STRIPEMETER_INGEST_WRITERS"))
-    max_group_events: int = Field(2000, ge=1, validation_alias=_env("STRIPEMETER_MAX_GROUP_EVENTS"))
+    max_group_events: int = Field(8000, ge=1, validation_alias=_env("STRIPEMETER_MAX_GROUP_EVENTS"))
     # Serve POST /v1/events[/ingest] straight from the request middleware, skipping route matching
     # and dependency solving (same handlers and checks); off sends them through the router.
     ingest_fast_path: bool = Field(True, validation_alias=_env("STRIPEMETER_INGEST_FAST_PATH"))

@@ -76,7 +76,7 @@ class IngestService:
         limits: EventLimits,
         *,
         clock: Callable[[], datetime] = _utcnow,
-        max_group: int = 2000,
+        max_group: int = 8000,
         writers: int = 1,
     ) -> None:
         self._db = db
