@@ -129,6 +129,7 @@ async def test_a_counter_with_nothing_behind_it_is_reported_and_removed(
             counters.insert().values(
                 tenant_id="acme", metric="api_calls", customer_ref="ghost", period_start=JAN,
                 period_end=FEB, sum=Decimal(42), count=1, updated_at=datetime.now(UTC),
+                updated_minute=datetime.now(UTC),
             )
         )  # fmt: skip
     dry = await replay(api, customerRef="ghost")

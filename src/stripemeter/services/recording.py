@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +19,7 @@ from stripemeter.domain.periods import BillingCycle, Period, period_for
 from stripemeter.services.hard_caps import NO_CAPS, OVER_CAP, CapSnapshot
 from stripemeter.store import ingest_state
 from stripemeter.store.counters import CounterKey
+from stripemeter.store.ledger import EventRow
 
 
 class ConcurrentInsert(Exception):  # control flow, not an error users see
@@ -89,7 +89,7 @@ async def record(
     changed: set[CounterKey] = set()
     fresh: dict[tuple[str, str], int] = {}  # (tenant, key) -> index of the first candidate with it
     outcomes: list[tuple[str, str | None]] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[EventRow] = []
     windows: dict[tuple[str, str], timedelta] = {}
     period: Period | None = None
     cycle: BillingCycle | None = None
@@ -156,23 +156,24 @@ def _repeat(stored_hash: str, event: UsageEvent) -> tuple[str, str | None]:
 
 def _row(
     cand: Candidate, key: CounterKey, outcome: tuple[str, str | None], now: datetime
-) -> dict[str, Any]:
+) -> EventRow:
     event = cand.event
-    return {
-        "tenant_id": cand.tenant_id,
-        "idempotency_key": event.idempotency_key,
-        "payload_hash": event.payload_hash,
-        "metric": event.metric,
-        "customer_ref": event.customer_ref,
-        "resource_id": event.resource_id,
-        "quantity": event.quantity,
-        "ts": event.at,
-        "ts_text": event.at_text,
-        "period_start": key.period_start,
-        "status": outcome[0],
-        "held_reason": outcome[1],
-        "source": event.source.value,
-        "meta": event.meta_json,
-        "received_at": now,
-        "request_id": cand.request_id,
-    }
+    # In ledger.EVENT_COLUMNS order.
+    return (
+        cand.tenant_id,
+        event.idempotency_key,
+        event.payload_hash,
+        event.metric,
+        event.customer_ref,
+        event.resource_id,
+        event.quantity,
+        event.at,
+        event.at_text,
+        key.period_start,
+        outcome[0],
+        outcome[1],
+        event.source.value,
+        event.meta_json,
+        now,
+        cand.request_id,
+    )

@@ -200,7 +200,7 @@ _PG_WRITE = (
 
 async def write(
     conn: AsyncConnection,
-    rows: list[dict[str, Any]],
+    rows: list[ledger.EventRow],
     changed: Sequence[tuple[CounterKey, Period, CounterState]],
     now: datetime,
 ) -> dict[tuple[str, str], int]:

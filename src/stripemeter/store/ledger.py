@@ -25,20 +25,45 @@ class StoredKey:
     payload_hash: str
 
 
+# A new event as the ingest writes it: values in this column order.
+EVENT_COLUMNS = (
+    "tenant_id",
+    "idempotency_key",
+    "payload_hash",
+    "metric",
+    "customer_ref",
+    "resource_id",
+    "quantity",
+    "ts",
+    "ts_text",
+    "period_start",
+    "status",
+    "held_reason",
+    "source",
+    "meta",
+    "received_at",
+    "request_id",
+)
+EventRow = tuple[Any, ...]
+_CASTS = {
+    "quantity": "numeric",
+    "ts": "timestamptz",
+    "period_start": "timestamptz",
+    "received_at": "timestamptz",
+}
+
 # The PostgreSQL ingest's insert (``store/ingest_state.py`` runs it inside its write statement): rows
-# travel as one JSON document (encoded by msgspec, unpacked by json_to_recordset), far cheaper for
-# the client than asyncpg's per-element array encoding. Decimals are exact JSON numbers read into
-# NUMERIC; instants are RFC 3339 UTC.
+# travel as one JSON document of arrays (encoded by msgspec), far cheaper for the client than
+# asyncpg's per-element array encoding. jsonb parses the document once; positional ``->>`` is then
+# cheap (json_to_recordset cost a third more per row here). Decimals are exact JSON numbers read
+# into NUMERIC; instants are RFC 3339 UTC.
 PG_INSERT_EVENTS = (
-    "INSERT INTO events (tenant_id, idempotency_key, payload_hash, metric, customer_ref,"
-    " resource_id, quantity, ts, ts_text, period_start, status, held_reason, source, meta,"
-    " received_at, request_id)"
-    " SELECT tenant_id, idempotency_key, payload_hash, metric, customer_ref, resource_id,"
-    " quantity, ts, ts_text, period_start, status, held_reason, source, meta, received_at,"
-    " request_id FROM json_to_recordset($1::json) AS r(tenant_id varchar, idempotency_key varchar,"
-    " payload_hash varchar, metric varchar, customer_ref varchar, resource_id varchar,"
-    " quantity numeric, ts timestamptz, ts_text varchar, period_start timestamptz, status varchar,"
-    " held_reason varchar, source varchar, meta text, received_at timestamptz, request_id varchar)"
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT "  # noqa: S608 (constant text)
+    + ", ".join(
+        f"(v->>{i})::{_CASTS[name]}" if name in _CASTS else f"v->>{i}"
+        for i, name in enumerate(EVENT_COLUMNS)
+    )
+    + " FROM jsonb_array_elements($1::jsonb) AS v"
     " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING"
     " RETURNING id, tenant_id, idempotency_key"
 )
@@ -65,9 +90,7 @@ async def find_keys(
     return found
 
 
-async def insert_events(
-    conn: AsyncConnection, rows: list[dict[str, Any]]
-) -> dict[tuple[str, str], int]:
+async def insert_events(conn: AsyncConnection, rows: list[EventRow]) -> dict[tuple[str, str], int]:
     """Insert rows, skipping keys that exist; returns the new ids by (tenant, key).
 
     PostgreSQL's ingest inserts with ``PG_INSERT_EVENTS`` inside its write statement instead.
@@ -79,7 +102,7 @@ async def insert_events(
         .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
         .returning(events.c.id, events.c.tenant_id, events.c.idempotency_key)
     )
-    result = await conn.execute(stmt, rows)
+    result = await conn.execute(stmt, [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
     return {(tenant, key): event_id for event_id, tenant, key in result}
 
 
