@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 from sqlalchemy import and_, select, tuple_
@@ -22,9 +21,11 @@ from stripemeter.store.tables import counters
 KEY_CHUNK = 300
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class CounterKey:
-    """Identifies one counter: (tenant, metric, customer, period start)."""
+class CounterKey(NamedTuple):
+    """Identifies one counter: (tenant, metric, customer, period start).
+
+    A named tuple, not a dataclass: ingest hashes one per event, and a tuple hashes in C.
+    """
 
     tenant_id: str
     metric: str
