@@ -67,22 +67,29 @@ async def lock(
 # One statement for every read of a tenant's part of a group. $1 tenant, $2 customers (JSON array),
 # $3 series ([[metric, customer], ...]), $4/$5 the group's earliest/latest event time, $6 keys to
 # probe (JSON array) or NULL. Counters are found by primary-key prefix and period range, so the
-# caller needs no cycle to name them.
+# caller needs no cycle to name them. Every lookup is a LATERAL subquery per customer, series or
+# key, fenced (LIMIT / OFFSET 0) so the planner cannot flatten it into a join that scans all of
+# the tenant's rows: a generic plan did exactly that, hashing every counter of the tenant per group.
 _PG_READ = """
 SELECT json_build_object(
-  'cycles', (SELECT json_agg(json_build_array(customer_ref, anchor, interval, interval_count))
-             FROM billing_cycles WHERE tenant_id = $1 AND anchor IS NOT NULL
-             AND customer_ref IN (SELECT json_array_elements_text($2::json))),
+  'cycles', (SELECT json_agg(json_build_array(r.ref, b.anchor, b.interval, b.interval_count))
+             FROM jsonb_array_elements_text($2::jsonb) AS r(ref)
+             CROSS JOIN LATERAL (SELECT anchor, interval, interval_count FROM billing_cycles
+               WHERE tenant_id = $1 AND customer_ref = r.ref AND anchor IS NOT NULL
+               LIMIT 1) AS b),
   'counters', (SELECT json_agg(json_build_array(c.metric, c.customer_ref, c.period_start,
                  c."sum", c."max", c."last", c.last_ts, c.last_key, c."count", c.watermark))
                FROM jsonb_array_elements($3::jsonb) AS v
                CROSS JOIN LATERAL (SELECT * FROM counters WHERE tenant_id = $1
                  AND metric = v->>0 AND customer_ref = v->>1
-                 AND period_start <= $5 AND period_end > $4) AS c),
-  'closed', (SELECT json_agg(json_build_array(customer_ref, period_start, period_end))
-             FROM closed_periods WHERE tenant_id = $1 AND period_end > $4),
+                 AND period_start <= $5 AND period_end > $4 OFFSET 0) AS c),
+  'closed', (SELECT json_agg(json_build_array(r.ref, p.period_start, p.period_end))
+             FROM jsonb_array_elements_text($2::jsonb) AS r(ref)
+             CROSS JOIN LATERAL (SELECT period_start, period_end FROM closed_periods
+               WHERE tenant_id = $1 AND customer_ref = r.ref AND period_end > $4
+               OFFSET 0) AS p),
   'keys', (SELECT json_agg(json_build_array(k.key, e.id, e.payload_hash))
-           FROM json_array_elements_text($6::json) AS k(key)
+           FROM jsonb_array_elements_text($6::jsonb) AS k(key)
            CROSS JOIN LATERAL (SELECT id, payload_hash FROM events
              WHERE tenant_id = $1 AND idempotency_key = k.key LIMIT 1) AS e)
 )::text
