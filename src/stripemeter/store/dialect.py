@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +19,7 @@ def insert(conn: AsyncConnection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # ingest asks for two per series per group; names repeat
 def lock_id(name: str) -> int:
     """A stable signed 64-bit advisory-lock id for a name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
