@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog.testing
 
 from stripemeter.api.app import Services
 from stripemeter.config import Settings
@@ -147,3 +148,19 @@ async def test_the_edge_serves_only_plain_ingest_posts(
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "batch_rejected"
+
+
+@pytest.mark.parametrize("name", ["single event", "missing scope", "invalid JSON"])
+async def test_the_edge_logs_like_the_router(both: Callable[..., Any], name: str) -> None:
+    """One request line each, with the same fields (the tenant and key once the key is known)."""
+    lines = []
+    for with_edge, tenant in ((True, "edge"), (False, "routed")):
+        with structlog.testing.capture_logs() as captured:
+            await both(name, tenant, with_edge=with_edge)
+        [line] = [c for c in captured if c["event"] == "request"]
+        assert line["request_id"] == "req-1"
+        assert line.pop("tenant", tenant) == tenant
+        line.pop("key_id", None)
+        line.pop("duration_ms")
+        lines.append(line)
+    assert lines[0] == lines[1]

@@ -33,11 +33,10 @@ def key_from_headers(authorization: str | None, api_key: str | None) -> str:
 
 
 async def authorize(keys: KeyService, presented: str, scope: Scope) -> Principal:
-    """The principal behind a key that holds ``scope``, bound to the request's log context."""
+    """The principal behind a key that holds ``scope`` (the caller binds it to the log context)."""
     principal = await keys.authenticate(presented)
     if not allows(principal.scopes, scope):
         raise Forbidden(f"this API key lacks the {scope.value!r} scope", code="missing_scope")
-    structlog.contextvars.bind_contextvars(tenant=principal.tenant_id, key_id=principal.key_id)
     return principal
 
 
@@ -54,6 +53,7 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         principal = await authorize(services_of(request).keys, presented_key(request), scope)
+        structlog.contextvars.bind_contextvars(tenant=principal.tenant_id, key_id=principal.key_id)
         check_tenant(principal, request.query_params.get("tenantId"))
         request.state.principal = principal
         return principal

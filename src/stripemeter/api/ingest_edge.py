@@ -23,10 +23,11 @@ from stripemeter.api.errors import (
     domain_error_response,
     unexpected_error_response,
 )
-from stripemeter.api.middleware import finish_request, start_request, too_large
+from stripemeter.api.middleware import bind_log_context, finish_request, request_id_for, too_large
 from stripemeter.api.routes.events import INGEST_PATHS, run_ingest
 from stripemeter.domain.errors import StripeMeterError
 from stripemeter.domain.scopes import Scope as KeyScope
+from stripemeter.services.keys import Principal
 
 if TYPE_CHECKING:
     from stripemeter.api.app import Services
@@ -37,6 +38,12 @@ _REPLAYED = (b"idempotent-replayed", b"true")
 
 class ClientGone(Exception):  # control flow: the client disconnected before sending its body
     pass
+
+
+def _log_context(request_id: str, principal: Principal | None) -> dict[str, str]:
+    if principal is None:
+        return {"request_id": request_id}
+    return {"request_id": request_id, "tenant": principal.tenant_id, "key_id": principal.key_id}
 
 
 def ingest_route(scope: Scope) -> bool | None:
@@ -68,8 +75,11 @@ class IngestEdge:
                 idempotency_key = value.decode("latin-1")
             elif name == b"x-request-id":
                 incoming = value.decode("latin-1")
-        request_id = start_request(scope, incoming)
+        # The log context is bound only for an error's lines: a request that succeeds logs only
+        # its request line, which gets the same fields directly.
+        request_id = request_id_for(scope, incoming)
         headers = [(b"x-request-id", request_id.encode())]
+        principal: Principal | None = None
         try:
             if too_large(length, self.max_body_bytes):
                 raise PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
@@ -92,13 +102,16 @@ class IngestEdge:
         except ClientGone:
             return
         except Exception as exc:
+            context = _log_context(request_id, principal)
+            bind_log_context(**context)
             response = (
                 domain_error_response(exc)
                 if isinstance(exc, StripeMeterError)
                 else unexpected_error_response(exc)
             )
             await self._send_response(response, headers, scope, receive, send)
-            finish_request("POST", scope["path"], scope["path"], response.status_code, started)
+            path = scope["path"]
+            finish_request("POST", path, path, response.status_code, started, context)
             return
         headers.append(_JSON)
         if replayed:
@@ -107,7 +120,8 @@ class IngestEdge:
         headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-        finish_request("POST", scope["path"], scope["path"], status, started)
+        path = scope["path"]
+        finish_request("POST", path, path, status, started, _log_context(request_id, principal))
 
     async def _body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

@@ -5,38 +5,60 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stripemeter.api.errors import PayloadTooLarge, envelope
 from stripemeter.observability import metrics
+from stripemeter.observability.logging import log_request
 
-log = structlog.get_logger("stripemeter.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUIET = ("/health/", "/metrics")
+# The request counter's children by labels: ``labels()`` validates and locks on every call.
+_http_requests: dict[tuple[str, str, int], Counter] = {}
 
 
-def start_request(scope: Scope, incoming: str) -> str:
-    """Give the request its id (the caller's ``X-Request-Id`` when it is safe to echo) and bind it."""
+def request_id_for(scope: Scope, incoming: str) -> str:
+    """The request's id (the caller's ``X-Request-Id`` when it is safe to echo), kept in its state."""
     request_id = incoming if _SAFE_ID.match(incoming) else "req_" + secrets.token_hex(8)
     scope.setdefault("state", {})["request_id"] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
     return request_id
 
 
-def finish_request(method: str, path: str, template: str, status: int, started: float) -> None:
-    """Count the request and write its canonical log line."""
-    metrics.http_requests.labels(method, template, str(status)).inc()
+def bind_log_context(request_id: str, **fields: str) -> None:
+    """Bind the request's id (and tenant, key) to every line logged while it is served."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id, **fields)
+
+
+def start_request(scope: Scope, incoming: str) -> str:
+    """Give the request its id and bind it to the log context."""
+    request_id = request_id_for(scope, incoming)
+    bind_log_context(request_id)
+    return request_id
+
+
+def finish_request(
+    method: str,
+    path: str,
+    template: str,
+    status: int,
+    started: float,
+    context: Mapping[str, Any],
+) -> None:
+    """Count the request and write its canonical log line with ``context`` (request id, tenant…)."""
+    counter = _http_requests.get((method, template, status))
+    if counter is None:
+        counter = metrics.http_requests.labels(method, template, str(status))
+        _http_requests[(method, template, status)] = counter
+    counter.inc()
     if not path.startswith(_QUIET):
-        log.info(
-            "request",
-            method=method,
-            path=path,
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        log_request(method, path, status, duration_ms, context)
 
 
 def too_large(length: bytes | None, limit: int) -> bool:
@@ -102,4 +124,11 @@ class RequestContext:
             await self.app(scope, limited_receive, send_with_id)
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")
-            finish_request(scope["method"], scope["path"], template, status, started)
+            finish_request(
+                scope["method"],
+                scope["path"],
+                template,
+                status,
+                started,
+                structlog.contextvars.get_contextvars(),
+            )
