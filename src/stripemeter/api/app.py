@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -40,7 +39,6 @@ from stripemeter.api.routes import widget as widget_tokens_api
 from stripemeter.api.schemas import ERRORS
 from stripemeter.config import Settings
 from stripemeter.domain.events import EventLimits
-from stripemeter.observability import metrics
 from stripemeter.services.alerts import AlertService, alerts_from_settings
 from stripemeter.services.app_secret import AppSecret
 from stripemeter.services.catalog import MetricCatalog
@@ -143,10 +141,6 @@ class Services:
     def ingest_running(self) -> bool:
         """Whether the ingest writers are accepting work."""
         return self._running
-
-    def ingest_timer(self) -> AbstractContextManager[Any]:
-        """Times one ingest request into the latency histogram."""
-        return metrics.ingest_latency.time()
 
 
 class StripeMeterAPI(FastAPI):

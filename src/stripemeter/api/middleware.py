@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import random
 import re
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,13 +19,17 @@ from stripemeter.observability.logging import log_request
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _QUIET = ("/health/", "/metrics")
+_ids = random.Random()  # noqa: S311  # ids, not secrets; seeded from os.urandom (again per fork)
+os.register_at_fork(after_in_child=_ids.seed)
 # The request counter's children by labels: ``labels()`` validates and locks on every call.
 _http_requests: dict[tuple[str, str, int], Counter] = {}
 
 
 def request_id_for(scope: Scope, incoming: str) -> str:
     """The request's id (the caller's ``X-Request-Id`` when it is safe to echo), kept in its state."""
-    request_id = incoming if _SAFE_ID.match(incoming) else "req_" + secrets.token_hex(8)
+    # Ids must be unique, not secret: a seeded generator (reseeded in forked workers) spares the
+    # system call ``secrets`` makes for every request.
+    request_id = incoming if _SAFE_ID.match(incoming) else f"req_{_ids.getrandbits(64):016x}"
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id
 

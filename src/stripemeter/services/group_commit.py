@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -19,12 +18,12 @@ Result = TypeVar("Result")
 DEFAULT_MAX_GROUP = 2000  # events per shared transaction
 
 
-@dataclass
 class _Pending(Generic[Item, Result]):
-    items: Sequence[Item]
-    future: asyncio.Future[list[Result]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    __slots__ = ("future", "items")
+
+    def __init__(self, items: Sequence[Item], future: asyncio.Future[list[Result]]) -> None:
+        self.items = items
+        self.future = future
 
 
 class GroupCommitter(Generic[Item, Result]):
@@ -61,7 +60,9 @@ class GroupCommitter(Generic[Item, Result]):
         """Queue a batch and wait until it is committed (or failed)."""
         if not self._tasks:
             return await self._commit(list(items))
-        pending: _Pending[Item, Result] = _Pending(items)
+        pending: _Pending[Item, Result] = _Pending(
+            items, asyncio.get_running_loop().create_future()
+        )
         self._queue.put_nowait(pending)
         return await pending.future
 

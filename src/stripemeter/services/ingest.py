@@ -7,11 +7,11 @@ import hashlib
 import random
 import time
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,11 +29,15 @@ MAX_ATTEMPTS = 6
 PROBE_AFTER_REPEAT = 30.0  # seconds to read stored keys first after a group met a repeated key
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
 STATUSES = ("accepted", "duplicate", "conflict", "held", "rejected")
+# The events counter's child per status, looked up once (``labels()`` validates and locks).
+_EVENTS_BY_STATUS = {status: metrics.ingest_events.labels(status) for status in STATUSES}
 
 
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
+class EventOutcome(msgspec.Struct, frozen=True):
     """The result for one event of a request, at its input index."""
+
+    # A Struct, as UsageEvent is: one per event, and a frozen dataclass sets each field through
+    # object.__setattr__.
 
     index: int
     status: str
@@ -55,8 +59,10 @@ class IngestReport:
     @classmethod
     def of(cls, results: list[EventOutcome]) -> IngestReport:
         """Build a report, counting each status."""
-        counts = Counter(r.status for r in results)
-        return cls(results, {status: counts.get(status, 0) for status in STATUSES})
+        totals = dict.fromkeys(STATUSES, 0)
+        for result in results:
+            totals[result.status] += 1
+        return cls(results, totals)
 
 
 Renderer = Callable[[IngestReport], tuple[int, str]]
@@ -132,7 +138,7 @@ class IngestService:
         metrics.ingest_batch_size.observe(len(raw_events))
         for status, count in report.totals.items():
             if count:
-                metrics.ingest_events.labels(status).inc(count)
+                _EVENTS_BY_STATUS[status].inc(count)
         return report
 
     async def ingest_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -14,6 +15,7 @@ from stripemeter.api.deps import request_id_of, services_of
 from stripemeter.api.json import decode
 from stripemeter.domain.errors import InvalidInput
 from stripemeter.domain.scopes import Scope
+from stripemeter.observability import metrics
 from stripemeter.services.ingest import IngestReport
 from stripemeter.services.keys import Principal
 
@@ -152,7 +154,8 @@ async def run_ingest(
     ahead of the router.
     """
     events = read_events(raw, principal, single=single, limit=services.settings.max_batch_events)
-    with services.ingest_timer():
+    started = time.perf_counter()
+    try:
         if idempotency_key:
             if len(idempotency_key) > 255:
                 raise InvalidInput(
@@ -170,6 +173,8 @@ async def run_ingest(
         report = await services.ingest.ingest(
             principal.tenant_id, events, request_id=request_id, atomic=atomic
         )
+    finally:
+        metrics.ingest_latency.observe(time.perf_counter() - started)
     status, body = render_report(report, request_id)
     return status, body, False
 
