@@ -21,7 +21,7 @@ async def _last_analyzed(services: Services, table: str) -> object:
 async def test_new_tables_with_rows_are_analysed_once(services: Services, backend: str) -> None:
     if backend == "sqlite":
         async with services.db.write() as conn:
-            assert await statistics.analyse_new_tables(conn) == []  # SQLite has nothing to do
+            assert await statistics.analyse_stale_tables(conn) == []  # SQLite has nothing to do
         return
     async with services.db.write() as conn:
         # The session's database may have been analysed by an earlier test's housekeeping.
@@ -37,11 +37,11 @@ async def test_new_tables_with_rows_are_analysed_once(services: Services, backen
         )
     for _ in range(50):  # the activity statistics reach pg_stat_user_tables within a second
         async with services.db.write() as conn:
-            analysed = await statistics.analyse_new_tables(conn)
+            analysed = await statistics.analyse_stale_tables(conn)
         if analysed:
             break
         await asyncio.sleep(0.1)
     assert "events" in analysed
     assert await _last_analyzed(services, "events") is not None
     async with services.db.write() as conn:
-        assert "events" not in await statistics.analyse_new_tables(conn)
+        assert "events" not in await statistics.analyse_stale_tables(conn)

@@ -33,11 +33,11 @@ class Housekeeping:
         await self._task.stop()
 
     async def sample(self) -> None:
-        """Take one sample of every gauge, and give new tables their first statistics."""
+        """Take one sample of every gauge, and refresh statistics that miss most of a table."""
         async with self._db.read() as conn:
             metrics.held_events_pending.set(await ledger.count_pending_held(conn))
         async with self._db.write() as conn:
-            analysed = await statistics.analyse_new_tables(conn)
+            analysed = await statistics.analyse_stale_tables(conn)
         if analysed:
             log.info("tables_analysed", tables=analysed)
 

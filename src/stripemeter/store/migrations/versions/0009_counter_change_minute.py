@@ -49,7 +49,7 @@ def upgrade() -> None:
         batch_op.drop_index("ix_counters_tenant_updated")
         batch_op.create_index(
             "ix_counters_tenant_updated_minute",
-            ["tenant_id", "updated_minute", "metric"],
+            ["tenant_id", "updated_minute"],
             unique=False,
         )
     if op.get_bind().dialect.name == "postgresql":
