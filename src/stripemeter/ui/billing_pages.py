@@ -26,6 +26,7 @@ from stripemeter.store import reconciliation as recon_store
 from stripemeter.ui.admin import error_context
 from stripemeter.ui.gate import PREFIX, Form, action_gate, actor, chrome, field, page_gate, services
 from stripemeter.ui.notices import notice_text
+from stripemeter.ui.pages import form_action, render_filled, show_page
 from stripemeter.ui.templating import render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -217,9 +218,8 @@ async def render_adjustments(
     request: Request,
     session: ConsoleSession,
     *,
-    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
     status: int = 200,
-    draft: dict[str, str] | None = None,
 ) -> Response:
     """The adjustments list (also re-rendered with a failed action's error and form values)."""
     tab = request.query_params.get("status", "")
@@ -232,9 +232,10 @@ async def render_adjustments(
         "can_create": session.allows(Scope.RECONCILIATION_WRITE),
         "can_approve": session.allows(Scope.ADJUSTMENTS_APPROVE),
         "notice": notice_text(request.query_params.get("notice")),
-        "draft": draft or {"period": _this_month()},
+        "draft": {"period": _this_month()},
     }
-    try:
+
+    async def fill(context: dict[str, Any]) -> None:
         cursor = request.query_params.get("cursor", "")
         items, next_cursor = await _flow(request).list(
             session.principal.tenant_id,
@@ -248,48 +249,41 @@ async def render_adjustments(
         if next_cursor:
             query = urlencode({"status": tab, "cursor": next_cursor})
             context["next_url"] = f"{PREFIX}/adjustments?{query}"
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        context |= extra
-    return render("admin/adjustments.html", context | (error or {}), status=status)
+
+    return await render_filled("admin/adjustments.html", context, fill, extra=extra, status=status)
 
 
 @router.get("/adjustments")
 async def adjustments_page(request: Request) -> Response:
     """Adjustments of the tenant, newest first, by status tab."""
-    session = await page_gate(request, Scope.USAGE_READ)
-    if isinstance(session, Response):
-        return session
-    return await render_adjustments(request, session)
+    return await show_page(request, render_adjustments)
+
+
+def _adjustment_draft(form: Form) -> dict[str, str]:
+    names = ("metric", "customerRef", "period", "delta", "reason", "note")
+    return {name: field(form, name).strip() for name in names}
 
 
 @router.post("/adjustments")
 async def create_adjustment(request: Request) -> Response:
     """Create a pending adjustment (someone with ``adjustments:approve`` decides)."""
-    gate = await action_gate(request, Scope.RECONCILIATION_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    names = ("metric", "customerRef", "period", "delta", "reason", "note")
-    draft = {name: field(form, name).strip() for name in names}
-    body: dict[str, Any] = {k: v for k, v in draft.items() if v or k != "note"}
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
+        draft = _adjustment_draft(form)
+        body: dict[str, Any] = {k: v for k, v in draft.items() if v or k != "note"}
         await _flow(request).create(
             session.principal.tenant_id, parse_new(body), actor=actor(session), request_id=None
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_adjustments(request, session, error=extra, status=status, draft=draft)
-    return RedirectResponse(f"{PREFIX}/adjustments?notice=adjustment_created", status_code=303)
+        return f"{PREFIX}/adjustments?notice=adjustment_created"
+
+    return await form_action(
+        request, Scope.RECONCILIATION_WRITE, work, render_adjustments, draft=_adjustment_draft
+    )
 
 
 async def _decide_adjustment(request: Request, adjustment_id: str, decision: str) -> Response:
-    gate = await action_gate(request, Scope.ADJUSTMENTS_APPROVE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    flow, tenant, number = _flow(request), session.principal.tenant_id, _number(adjustment_id)
-    try:
+    async def work(session: ConsoleSession, form: Form) -> str:
+        flow, tenant, number = _flow(request), session.principal.tenant_id, _number(adjustment_id)
         if decision == "approve":
             await flow.approve(tenant, number, actor=actor(session), request_id=None)
         elif decision == "reject":
@@ -298,10 +292,9 @@ async def _decide_adjustment(request: Request, adjustment_id: str, decision: str
         else:
             await flow.revert(tenant, number, actor=actor(session), note=_note(form),
                               request_id=None)  # fmt: skip
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_adjustments(request, session, error=extra, status=status)
-    return RedirectResponse(f"{PREFIX}/adjustments?notice=adjustment_{decision}", 303)
+        return f"{PREFIX}/adjustments?notice=adjustment_{decision}"
+
+    return await form_action(request, Scope.ADJUSTMENTS_APPROVE, work, render_adjustments)
 
 
 @router.post("/adjustments/{adjustment_id}/approve")
@@ -329,7 +322,7 @@ async def render_alerts(
     request: Request,
     session: ConsoleSession,
     *,
-    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
     """Rules, current states and the latest history."""
@@ -346,7 +339,8 @@ async def render_alerts(
         "notice": notice_text(request.query_params.get("notice")),
         "snooze_choices": SNOOZE_CHOICES,
     }
-    try:
+
+    async def fill(context: dict[str, Any]) -> None:
         context["rules"] = [rule_to_wire(r) for r in await alerts.rules.list(tenant)]
         context["states"], _ = await alerts.list_states(
             tenant,
@@ -368,48 +362,36 @@ async def render_alerts(
             since=None,
             until=None,
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        context |= extra
-    return render("admin/alerts.html", context | (error or {}), status=status)
+
+    return await render_filled("admin/alerts.html", context, fill, extra=extra, status=status)
 
 
 @router.get("/alerts")
 async def alerts_page(request: Request) -> Response:
     """Alert rules, states per customer and metric, and history."""
-    session = await page_gate(request, Scope.USAGE_READ)
-    if isinstance(session, Response):
-        return session
-    return await render_alerts(request, session)
+    return await show_page(request, render_alerts)
 
 
 @router.post("/alerts/states/{state_id}/acknowledge")
 async def acknowledge_alert(request: Request, state_id: str) -> Response:
     """Acknowledge a triggered alert: no re-notification until it escalates or resolves."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
         await services(request).alerts.acknowledge(
             session.principal.tenant_id, _number(state_id), actor(session), _note(form)
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_alerts(request, session, error=extra, status=status)
-    return RedirectResponse(f"{PREFIX}/alerts?notice=alert_acknowledged", status_code=303)
+        return f"{PREFIX}/alerts?notice=alert_acknowledged"
+
+    return await form_action(request, Scope.MAPPINGS_WRITE, work, render_alerts)
 
 
 @router.post("/alerts/states/{state_id}/snooze")
 async def snooze_alert(request: Request, state_id: str) -> Response:
     """Silence an alert's notifications for a while (``for`` = 1h, 1d, 7d, or ``off``)."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    alerts = services(request).alerts
-    choice = field(form, "for", "1h")
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
+        alerts = services(request).alerts
+        choice = field(form, "for", "1h")
         if choice != "off" and choice not in SNOOZE_CHOICES:
             raise InvalidInput("snooze for 1h, 1d or 7d", code="invalid_parameter", param="for")
         until = (
@@ -418,8 +400,7 @@ async def snooze_alert(request: Request, state_id: str) -> Response:
         await alerts.snooze(
             session.principal.tenant_id, _number(state_id), actor(session), until, _note(form)
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_alerts(request, session, error=extra, status=status)
-    notice = "alert_unsnoozed" if choice == "off" else "alert_snoozed"
-    return RedirectResponse(f"{PREFIX}/alerts?notice={notice}", status_code=303)
+        notice = "alert_unsnoozed" if choice == "off" else "alert_snoozed"
+        return f"{PREFIX}/alerts?notice={notice}"
+
+    return await form_action(request, Scope.MAPPINGS_WRITE, work, render_alerts)

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from stripemeter.domain.errors import StripeMeterError
 from stripemeter.domain.scopes import Scope
@@ -14,8 +14,9 @@ from stripemeter.services import sync_store as store
 from stripemeter.services.console_sessions import ConsoleSession
 from stripemeter.services.mappings import DRIVERS
 from stripemeter.ui.admin import error_context
-from stripemeter.ui.gate import PREFIX, Form, action_gate, chrome, field, page_gate, services
+from stripemeter.ui.gate import PREFIX, Form, chrome, field, page_gate, services
 from stripemeter.ui.notices import notice_text
+from stripemeter.ui.pages import PageRenderer, form_action, render_filled, show_page
 from stripemeter.ui.templating import render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -52,132 +53,121 @@ def mapping_body(form: Form, *, editing: bool) -> dict[str, Any]:
     return body
 
 
+def _mapping_chrome(request: Request, session: ConsoleSession) -> dict[str, Any]:
+    """What the mapping list and the edit page both need: the layout and the form's choices."""
+    return chrome(request, session, "mappings") | {
+        "aggregations": AGGREGATIONS,
+        "drivers": DRIVERS,
+        "can_write": session.allows(Scope.MAPPINGS_WRITE),
+        "shadow_configured": services(request).stripe_sync.accounts.shadow is not None,
+    }
+
+
 async def render_mappings(
     request: Request,
     session: ConsoleSession,
     *,
-    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
     status: int = 200,
-    draft: dict[str, str] | None = None,
 ) -> Response:
     """The mappings page (also re-rendered with a failed form's error and values)."""
-    tenant = session.principal.tenant_id
-    context = chrome(request, session, "mappings") | {
+    context = _mapping_chrome(request, session) | {
         "mappings": [],
-        "aggregations": AGGREGATIONS,
-        "drivers": DRIVERS,
-        "can_write": session.allows(Scope.MAPPINGS_WRITE),
         "notice": notice_text(request.query_params.get("notice")),
-        "draft": draft or {},
-        "shadow_configured": services(request).stripe_sync.accounts.shadow is not None,
+        "draft": {},
     }
-    try:
+
+    async def fill(context: dict[str, Any]) -> None:
         context["mappings"] = await services(request).stripe_sync.mappings.list(
-            tenant, active=None, metric=None
+            session.principal.tenant_id, active=None, metric=None
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        context |= extra
-    return render("admin/mappings.html", context | (error or {}), status=status)
+
+    return await render_filled("admin/mappings.html", context, fill, extra=extra, status=status)
 
 
 @router.get("/mappings")
 async def mappings_page(request: Request) -> Response:
     """Every price mapping of the tenant, and a form to add one."""
-    session = await page_gate(request, Scope.USAGE_READ)
-    if isinstance(session, Response):
-        return session
-    return await render_mappings(request, session)
+    return await show_page(request, render_mappings)
+
+
+def _mapping_draft(form: Form) -> dict[str, str]:
+    return {name: field(form, name) for name in (*TEXT_FIELDS, "shadow")}
 
 
 @router.post("/mappings")
 async def create_mapping(request: Request) -> Response:
     """Create a mapping, validated against Stripe like the API does."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
         await services(request).stripe_sync.mappings.create(
             session.principal.tenant_id, mapping_body(form, editing=False)
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        draft = {name: field(form, name) for name in (*TEXT_FIELDS, "shadow")}
-        return await render_mappings(request, session, error=extra, status=status, draft=draft)
-    return RedirectResponse(f"{PREFIX}/mappings?notice=mapping_created", status_code=303)
+        return f"{PREFIX}/mappings?notice=mapping_created"
 
-
-async def _edit_page(
-    request: Request,
-    session: ConsoleSession,
-    mapping_id: str,
-    *,
-    error: dict[str, Any] | None = None,
-    status: int = 200,
-) -> Response:
-    context = chrome(request, session, "mappings") | {
-        "aggregations": AGGREGATIONS,
-        "drivers": DRIVERS,
-        "can_write": session.allows(Scope.MAPPINGS_WRITE),
-        "shadow_configured": services(request).stripe_sync.accounts.shadow is not None,
-    }
-    try:
-        mapping = await services(request).stripe_sync.mappings.get(
-            session.principal.tenant_id, mapping_id
-        )
-    except StripeMeterError as exc:
-        extra, code = error_context(exc)
-        return render("admin/error.html", context | extra | {"title": "Mapping not found"},
-                      status=code)  # fmt: skip
-    return render(
-        "admin/mapping_edit.html", context | {"m": mapping} | (error or {}), status=status
+    return await form_action(
+        request, Scope.MAPPINGS_WRITE, work, render_mappings, draft=_mapping_draft
     )
+
+
+def _edit_page(mapping_id: str) -> PageRenderer:
+    """The page of one mapping's settings (an error page if the tenant has no such mapping)."""
+
+    async def render_edit(
+        request: Request,
+        session: ConsoleSession,
+        *,
+        extra: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
+        context = _mapping_chrome(request, session)
+        try:
+            mapping = await services(request).stripe_sync.mappings.get(
+                session.principal.tenant_id, mapping_id
+            )
+        except StripeMeterError as exc:
+            banner, code = error_context(exc)
+            return render("admin/error.html", context | banner | {"title": "Mapping not found"},
+                          status=code)  # fmt: skip
+        return render(
+            "admin/mapping_edit.html", context | {"m": mapping} | (extra or {}), status=status
+        )
+
+    return render_edit
 
 
 @router.get("/mappings/{mapping_id}")
 async def edit_mapping_page(request: Request, mapping_id: str) -> Response:
     """One mapping's settings, editable with ``mappings:write``."""
-    session = await page_gate(request, Scope.USAGE_READ)
-    if isinstance(session, Response):
-        return session
-    return await _edit_page(request, session, mapping_id)
+    return await show_page(request, _edit_page(mapping_id))
 
 
 @router.post("/mappings/{mapping_id}")
 async def update_mapping(request: Request, mapping_id: str) -> Response:
     """Save a mapping's changed fields (validated as a whole)."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
         await services(request).stripe_sync.mappings.update(
             session.principal.tenant_id, mapping_id, mapping_body(form, editing=True)
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await _edit_page(request, session, mapping_id, error=extra, status=status)
-    return RedirectResponse(f"{PREFIX}/mappings?notice=mapping_saved", status_code=303)
+        return f"{PREFIX}/mappings?notice=mapping_saved"
+
+    return await form_action(request, Scope.MAPPINGS_WRITE, work, _edit_page(mapping_id))
 
 
 @router.post("/mappings/{mapping_id}/active")
 async def set_active(request: Request, mapping_id: str) -> Response:
     """Deactivate (stop pushing) or reactivate a mapping."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    active = field(form, "active") == "1"
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
+        active = field(form, "active") == "1"
         await services(request).stripe_sync.mappings.update(
             session.principal.tenant_id, mapping_id, {"active": active}
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_mappings(request, session, error=extra, status=status)
-    notice = "mapping_activated" if active else "mapping_deactivated"
-    return RedirectResponse(f"{PREFIX}/mappings?notice={notice}", status_code=303)
+        notice = "mapping_activated" if active else "mapping_deactivated"
+        return f"{PREFIX}/mappings?notice={notice}"
+
+    return await form_action(request, Scope.MAPPINGS_WRITE, work, render_mappings)
 
 
 # --- customers' Stripe ids -------------------------------------------------------------------
@@ -187,9 +177,8 @@ async def render_stripe_customers(
     request: Request,
     session: ConsoleSession,
     *,
-    error: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
     status: int = 200,
-    draft: dict[str, str] | None = None,
 ) -> Response:
     """Customer mappings, a page at a time by customerRef, and the form to add one."""
     after = request.query_params.get("after") or None
@@ -197,10 +186,11 @@ async def render_stripe_customers(
         "customers": [],
         "can_write": session.allows(Scope.MAPPINGS_WRITE),
         "notice": notice_text(request.query_params.get("notice")),
-        "draft": draft or {},
+        "draft": {},
         "next_url": None,
     }
-    try:
+
+    async def fill(context: dict[str, Any]) -> None:
         found = await services(request).stripe_sync.customers.list(
             session.principal.tenant_id, after=after, limit=PAGE_SIZE + 1
         )
@@ -208,59 +198,53 @@ async def render_stripe_customers(
         if len(found) > PAGE_SIZE:
             query = urlencode({"after": found[PAGE_SIZE - 1].customer_ref})
             context["next_url"] = f"{PREFIX}/stripe-customers?{query}"
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        context |= extra
-    return render("admin/stripe_customers.html", context | (error or {}), status=status)
+
+    return await render_filled(
+        "admin/stripe_customers.html", context, fill, extra=extra, status=status
+    )
 
 
 @router.get("/stripe-customers")
 async def stripe_customers_page(request: Request) -> Response:
     """Which Stripe customer each customerRef bills to."""
-    session = await page_gate(request, Scope.USAGE_READ)
-    if isinstance(session, Response):
-        return session
-    return await render_stripe_customers(request, session)
+    return await show_page(request, render_stripe_customers)
 
 
-@router.post("/stripe-customers")
-async def save_stripe_customer(request: Request) -> Response:
-    """Create or replace one customer's Stripe id (and test-mode id for shadow pushes)."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    body: dict[str, Any] = {
+def _customer_body(form: Form) -> dict[str, str]:
+    body = {
         "customerRef": field(form, "customerRef").strip(),
         "stripeCustomerId": field(form, "stripeCustomerId").strip(),
     }
     if field(form, "shadowStripeCustomerId").strip():
         body["shadowStripeCustomerId"] = field(form, "shadowStripeCustomerId").strip()
-    try:
+    return body
+
+
+@router.post("/stripe-customers")
+async def save_stripe_customer(request: Request) -> Response:
+    """Create or replace one customer's Stripe id (and test-mode id for shadow pushes)."""
+
+    async def work(session: ConsoleSession, form: Form) -> str:
+        body: dict[str, Any] = dict(_customer_body(form))
         await services(request).stripe_sync.customers.put(session.principal.tenant_id, body)
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_stripe_customers(
-            request, session, error=extra, status=status, draft={k: str(v) for k, v in body.items()}
-        )
-    return RedirectResponse(f"{PREFIX}/stripe-customers?notice=customer_saved", status_code=303)
+        return f"{PREFIX}/stripe-customers?notice=customer_saved"
+
+    return await form_action(
+        request, Scope.MAPPINGS_WRITE, work, render_stripe_customers, draft=_customer_body
+    )
 
 
 @router.post("/stripe-customers/delete")
 async def delete_stripe_customer(request: Request) -> Response:
     """Remove one customer mapping (its pushes park until it is mapped again)."""
-    gate = await action_gate(request, Scope.MAPPINGS_WRITE)
-    if isinstance(gate, Response):
-        return gate
-    session, form = gate
-    try:
+
+    async def work(session: ConsoleSession, form: Form) -> str:
         await services(request).stripe_sync.customers.delete(
             session.principal.tenant_id, field(form, "customerRef")
         )
-    except StripeMeterError as exc:
-        extra, status = error_context(exc)
-        return await render_stripe_customers(request, session, error=extra, status=status)
-    return RedirectResponse(f"{PREFIX}/stripe-customers?notice=customer_deleted", status_code=303)
+        return f"{PREFIX}/stripe-customers?notice=customer_deleted"
+
+    return await form_action(request, Scope.MAPPINGS_WRITE, work, render_stripe_customers)
 
 
 # --- pushes ----------------------------------------------------------------------------------
