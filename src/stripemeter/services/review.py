@@ -214,31 +214,13 @@ class ReviewService:
                     ),
                 )
                 await counters.save(conn, {key: (period, state)}, now)
-                await adjustments.insert_review(
-                    conn,
-                    tenant_id=tenant_id,
-                    event_id=event.id,
-                    decision="approved",
-                    actor=actor,
-                    note=note,
-                    adjustment_id=adjustment_id,
-                    now=now,
-                )
-                await audit.record(
-                    conn,
-                    tenant_id=tenant_id,
-                    actor=actor,
-                    action="held_event.approved",
-                    target_type="event",
-                    target_id=str(event.id),
-                    details={
-                        **_audit_details(event, note),
-                        "adjustmentId": adjustment_id,
-                        "counter": {"sum": str(state.sum), "count": state.count},
-                    },
-                    request_id=request_id,
-                    now=now,
-                )
+                details = {
+                    **_audit_details(event, note),
+                    "adjustmentId": adjustment_id,
+                    "counter": {"sum": str(state.sum), "count": state.count},
+                }
+                decided = _Decision("approved", actor, note, request_id, now)
+                await _record(conn, tenant_id, event, decided, adjustment_id, details)
         except IntegrityError:
             # A concurrent decision that got past the check still hits the review's primary key.
             raise _already_reviewed(event_id) from None
@@ -264,27 +246,8 @@ class ReviewService:
                     conn, [CounterKey(tenant_id, event.metric, event.customer_ref, own.start)]
                 )
                 event = await self._pending(conn, tenant_id, event_id)
-                await adjustments.insert_review(
-                    conn,
-                    tenant_id=tenant_id,
-                    event_id=event.id,
-                    decision="dismissed",
-                    actor=actor,
-                    note=note,
-                    adjustment_id=None,
-                    now=now,
-                )
-                await audit.record(
-                    conn,
-                    tenant_id=tenant_id,
-                    actor=actor,
-                    action="held_event.dismissed",
-                    target_type="event",
-                    target_id=str(event.id),
-                    details=_audit_details(event, note),
-                    request_id=request_id,
-                    now=now,
-                )
+                decided = _Decision("dismissed", actor, note, request_id, now)
+                await _record(conn, tenant_id, event, decided, None, _audit_details(event, note))
         except IntegrityError:
             raise _already_reviewed(event_id) from None
         return ReviewOutcome(event.id, "dismissed", actor, note, now)
@@ -305,6 +268,49 @@ class ReviewService:
         if event.decision is not None:
             raise _already_reviewed(event_id, event.decision)
         return event
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """Who decided what about a held event, and when."""
+
+    verdict: str  # approved | dismissed
+    actor: str
+    note: str | None
+    request_id: str | None
+    at: datetime
+
+
+async def _record(
+    conn: AsyncConnection,
+    tenant_id: str,
+    event: HeldEvent,
+    decision: _Decision,
+    adjustment_id: int | None,
+    details: dict[str, Any],
+) -> None:
+    """The review row (its primary key refuses a second decision) and the audit entry."""
+    await adjustments.insert_review(
+        conn,
+        tenant_id=tenant_id,
+        event_id=event.id,
+        decision=decision.verdict,
+        actor=decision.actor,
+        note=decision.note,
+        adjustment_id=adjustment_id,
+        now=decision.at,
+    )
+    await audit.record(
+        conn,
+        tenant_id=tenant_id,
+        actor=decision.actor,
+        action=f"held_event.{decision.verdict}",
+        target_type="event",
+        target_id=str(event.id),
+        details=details,
+        request_id=decision.request_id,
+        now=decision.at,
+    )
 
 
 def _cursor_position(cursor: str, kind: str) -> int:
