@@ -16,6 +16,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from stripemeter.domain.errors import InvalidInput, NotFound, StripeMeterError
 from stripemeter.domain.events import EventLimits, Source
 from stripemeter.domain.pricing import (
@@ -265,20 +268,9 @@ class SimulationService:
 
     async def create_scenario(self, tenant_id: str, document: dict[str, Any]) -> dict[str, Any]:
         """Check and store a scenario; returns its view."""
-        scenario = parse_scenario(document)
         now = self._clock()
-        row = {
-            "id": new_id("scn"),
-            "tenant_id": tenant_id,
-            "name": scenario.name,
-            "description": scenario.description,
-            "version": scenario.version,
-            "tags": list(scenario.tags),
-            "document": jsonable(_without(document, "active")),
-            "active": bool(document.get("active", True)),
-            "created_at": now,
-            "updated_at": now,
-        }
+        row = {"id": new_id("scn"), "tenant_id": tenant_id, "created_at": now}
+        row |= _scenario_values(parse_scenario(document), document, now)
         async with self._db.write() as conn:
             await simulations.insert_scenario(conn, row)
         return scenario_view(row)
@@ -286,9 +278,7 @@ class SimulationService:
     async def get_scenario(self, tenant_id: str, scenario_id: str) -> dict[str, Any]:
         """A scenario of the tenant; NotFound otherwise."""
         async with self._db.read() as conn:
-            row = await simulations.get_scenario(conn, tenant_id, scenario_id)
-        if row is None:
-            raise NotFound(f"no scenario {scenario_id}", code="scenario_not_found")
+            row = await _stored_scenario(conn, tenant_id, scenario_id)
         return scenario_view(row)
 
     async def list_scenarios(
@@ -300,30 +290,17 @@ class SimulationService:
             rows, total = await simulations.list_scenarios(
                 conn, tenant_id, active=active, limit=limit, offset=offset
             )
-        return {
-            "scenarios": [scenario_view(row, document=False) for row in rows],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
+        return _listing("scenarios", [scenario_view(r, document=False) for r in rows], total,
+                        limit, offset)  # fmt: skip
 
     async def replace_scenario(
         self, tenant_id: str, scenario_id: str, document: dict[str, Any]
     ) -> dict[str, Any]:
         """Replace a scenario's document (checked again)."""
-        scenario = parse_scenario(document)
-        values = {
-            "name": scenario.name,
-            "description": scenario.description,
-            "version": scenario.version,
-            "tags": list(scenario.tags),
-            "document": jsonable(_without(document, "active")),
-            "active": bool(document.get("active", True)),
-            "updated_at": self._clock(),
-        }
+        values = _scenario_values(parse_scenario(document), document, self._clock())
         async with self._db.write() as conn:
             if not await simulations.update_scenario(conn, tenant_id, scenario_id, values):
-                raise NotFound(f"no scenario {scenario_id}", code="scenario_not_found")
+                raise _no_scenario(scenario_id)
         return await self.get_scenario(tenant_id, scenario_id)
 
     async def deactivate_scenario(self, tenant_id: str, scenario_id: str) -> None:
@@ -331,7 +308,7 @@ class SimulationService:
         values = {"active": False, "updated_at": self._clock()}
         async with self._db.write() as conn:
             if not await simulations.update_scenario(conn, tenant_id, scenario_id, values):
-                raise NotFound(f"no scenario {scenario_id}", code="scenario_not_found")
+                raise _no_scenario(scenario_id)
 
     # Runs
 
@@ -351,9 +328,7 @@ class SimulationService:
             )
         if scenario_id is not None:
             async with self._db.read() as conn:
-                stored = await simulations.get_scenario(conn, tenant_id, scenario_id)
-            if stored is None:
-                raise NotFound(f"no scenario {scenario_id}", code="scenario_not_found")
+                stored = await _stored_scenario(conn, tenant_id, scenario_id)
             document = dict(stored["document"])
         assert document is not None
         scenario = parse_scenario(document)  # an inline scenario's errors are the caller's (400)
@@ -402,12 +377,7 @@ class SimulationService:
             rows, total = await simulations.list_runs(
                 conn, tenant_id, scenario_id=scenario_id, limit=limit, offset=offset
             )
-        return {
-            "runs": [run_view(row, full=False) for row in rows],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
+        return _listing("runs", [run_view(r, full=False) for r in rows], total, limit, offset)
 
     # Batches
 
@@ -423,12 +393,7 @@ class SimulationService:
             )
         async with self._db.read() as conn:
             for index, scenario_id in enumerate(scenario_ids):
-                if await simulations.get_scenario(conn, tenant_id, scenario_id) is None:
-                    raise NotFound(
-                        f"no scenario {scenario_id}",
-                        code="scenario_not_found",
-                        param=f"scenarioIds[{index}]",
-                    )
+                await _stored_scenario(conn, tenant_id, scenario_id, f"scenarioIds[{index}]")
         batch_id = new_id("simbatch")
         created = self._clock()
         runs = [
@@ -526,6 +491,40 @@ def run_view(row: Any, *, full: bool = True) -> dict[str, Any]:
 
 def _without(document: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in document.items() if k != key}
+
+
+def _scenario_values(scenario: Scenario, document: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The stored columns a scenario's document sets (creating or replacing it)."""
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "version": scenario.version,
+        "tags": list(scenario.tags),
+        "document": jsonable(_without(document, "active")),
+        "active": bool(document.get("active", True)),
+        "updated_at": now,
+    }
+
+
+def _no_scenario(scenario_id: str, param: str | None = None) -> NotFound:
+    return NotFound(f"no scenario {scenario_id}", code="scenario_not_found", param=param)
+
+
+async def _stored_scenario(
+    conn: AsyncConnection, tenant_id: str, scenario_id: str, param: str | None = None
+) -> RowMapping:
+    """A scenario of the tenant; NotFound (naming ``param``) otherwise."""
+    row = await simulations.get_scenario(conn, tenant_id, scenario_id)
+    if row is None:
+        raise _no_scenario(scenario_id, param)
+    return row
+
+
+def _listing(
+    name: str, views: list[dict[str, Any]], total: int, limit: int, offset: int
+) -> dict[str, Any]:
+    """A page of views as the API lists them."""
+    return {name: views, "total": total, "limit": limit, "offset": offset}
 
 
 def _page(limit: int, offset: int) -> None:
