@@ -70,11 +70,34 @@ def pg_database() -> Iterator[str]:
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# One query naming the tables that hold rows (``EXISTS`` stops at the first row of each). The
+# names come from our own metadata, never from input.
+_TABLES_WITH_ROWS = " UNION ALL ".join(
+    f"SELECT '{table.name}' WHERE EXISTS (SELECT FROM \"{table.name}\")"  # noqa: S608
+    for table in metadata.sorted_tables
+)
+# Sequences that have handed out a value (``last_value`` is NULL until the first ``nextval``).
+_USED_SEQUENCES = (
+    "SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences"
+    " WHERE last_value IS NOT NULL"
+)
+
+
 def _truncate_all(dbname: str) -> None:
-    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    """Empty every table and restart every sequence, as ``TRUNCATE … RESTART IDENTITY`` of all would.
+
+    Truncating a table gives it and its indexes new files: about 0.3 s for all of them, on every
+    PostgreSQL test. Most tests write to a few tables, so only those are truncated, and only the
+    sequences that handed out a value are restarted (a table emptied by a DELETE keeps its rows'
+    sequence advanced, so sequences are checked apart from tables).
+    """
     with psycopg.connect(pg_url(dbname), autocommit=True) as conn:
         conn.execute(b"SET lock_timeout = '10s'")
-        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE".encode())
+        names = [f'"{name}"' for (name,) in conn.execute(_TABLES_WITH_ROWS.encode())]
+        if names:
+            conn.execute(f"TRUNCATE {', '.join(names)} CASCADE".encode())
+        for (sequence,) in conn.execute(_USED_SEQUENCES.encode()).fetchall():
+            conn.execute(f"ALTER SEQUENCE {sequence} RESTART".encode())
 
 
 def make_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
