@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import random
@@ -45,6 +46,15 @@ STOP_GRACE = 5.0  # seconds stop() waits for deliveries in flight
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default certificate verification, built once per process.
+
+    Loading the CA bundle takes about 25 ms, and every start of the delivery loop needs a client.
+    """
+    return httpx.create_ssl_context()
 
 
 class DeliveryError(Exception):
@@ -148,6 +158,7 @@ class AlertDeliverer:
         """Start the delivery loop on the running event loop."""
         self._http = httpx.AsyncClient(
             timeout=self.options.timeout,
+            verify=_tls_context(),
             follow_redirects=False,
             headers={"User-Agent": f"StripeMeter-Alerts/{__version__}"},
             trust_env=False,
