@@ -37,7 +37,7 @@ from stripemeter.domain.pushes import (
 )
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store as store
-from stripemeter.services.background import BackgroundTask
+from stripemeter.services.background import PeriodicLoop
 from stripemeter.services.billing_cycles import BillingCycles, row_cycle, superseded
 from stripemeter.services.stripe_accounts import StripeAccounts
 from stripemeter.store import billing, dialect, period_ledger
@@ -160,9 +160,12 @@ class Pusher:
         self._shadow_drivers = {name: ShadowDriver(d) for name, d in self.drivers.items()}
         self._semaphore = asyncio.Semaphore(concurrency)
         self._locks = KeyedLocks()
-        self._task = BackgroundTask("stripemeter-pusher")
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._loop = PeriodicLoop(
+            "stripemeter-pusher",
+            lambda: self.tick(),
+            interval=lambda: self.interval,
+            on_failure=lambda: log.exception("push_tick_failed"),
+        )
         self._warned_shadow = False
         self.last_tick: datetime | None = None
         self.cycles = BillingCycles(db, accounts, clock=lambda: self.clock())
@@ -171,35 +174,20 @@ class Pusher:
 
     def start(self) -> None:
         """Run the loop in the background."""
-        self._stopping = False
-        self._task.start(self._loop)
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop after the current tick."""
-        self._stopping = True
-        self._wake.set()
-        await self._task.stop()
+        await self._loop.stop()
 
     @property
     def running(self) -> bool:
         """Whether the background loop is alive."""
-        return self._task.running
+        return self._loop.running
 
     def wake(self) -> None:
         """Start the next tick now."""
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must survive anything one tick does
-                log.exception("push_tick_failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+        self._loop.wake()
 
     # --- ticks and flushes -------------------------------------------------------------------
 
@@ -231,7 +219,7 @@ class Pusher:
             return summary  # nothing maps to Stripe: no write transaction at all
         await self.discover(mappings, tenant_id=tenant_id, customer_ref=customer_ref)
         done: list[int] = []
-        while not self._stopping:
+        while not self._loop.stopping:
             async with self.db.write() as conn:
                 rows = await store.lease(
                     conn,

@@ -12,7 +12,6 @@ and an open suggestion for each drift. Runs of one scope never overlap: an advis
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +38,7 @@ from stripemeter.domain.periods import Period
 from stripemeter.domain.pushes import stamp_floor_after
 from stripemeter.observability import metrics
 from stripemeter.services import sync_store
-from stripemeter.services.background import BackgroundTask
+from stripemeter.services.background import PeriodicLoop
 from stripemeter.services.pusher import Pusher
 from stripemeter.services.stripe_accounts import StripeAccounts
 from stripemeter.store import audit, billing, dialect, period_ledger
@@ -122,40 +121,28 @@ class Reconciler:
         self.sleep = sleep
         self.true_up: TrueUpHook | None = None  # set by the billing gate (closed periods)
         self._local_locks: dict[str, asyncio.Lock] = {}
-        self._task = BackgroundTask("stripemeter-reconciler")
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._loop = PeriodicLoop(
+            "stripemeter-reconciler",
+            lambda: self.run_all(trigger="schedule"),
+            interval=lambda: self.interval,
+            on_failure=lambda: log.exception("reconcile_run_failed"),
+        )
         self.last_run: datetime | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Run on a schedule in the background (a first run right away)."""
-        self._stopping = False
-        self._task.start(self._loop)
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the schedule."""
-        self._stopping = True
-        self._wake.set()
-        await self._task.stop()
+        await self._loop.stop()
 
     @property
     def running(self) -> bool:
         """Whether the schedule is alive."""
-        return self._task.running
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self.run_all(trigger="schedule")
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the schedule must survive anything one run does
-                log.exception("reconcile_run_failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+        return self._loop.running
 
     # --- settings ----------------------------------------------------------------------------
 
