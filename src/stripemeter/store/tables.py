@@ -111,7 +111,7 @@ counters = Table(
     # busy, so most updates rewrite the row in place (migration 0009).
     Column("updated_minute", UTCDateTime, nullable=False),
     Index("ix_counters_tenant_customer", "tenant_id", "customer_ref", "period_start"),
-    Index("ix_counters_tenant_updated_minute", "tenant_id", "updated_minute"),
+    Index("ix_counters_updated_minute_tenant", "updated_minute", "tenant_id"),
 )
 
 metric_settings = Table(

@@ -48,8 +48,8 @@ def upgrade() -> None:
         batch_op.alter_column("updated_minute", nullable=False)
         batch_op.drop_index("ix_counters_tenant_updated")
         batch_op.create_index(
-            "ix_counters_tenant_updated_minute",
-            ["tenant_id", "updated_minute"],
+            "ix_counters_updated_minute_tenant",
+            ["updated_minute", "tenant_id"],
             unique=False,
         )
     if op.get_bind().dialect.name == "postgresql":
@@ -60,7 +60,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE counters RESET (fillfactor)")
     with op.batch_alter_table("counters") as batch_op:
-        batch_op.drop_index("ix_counters_tenant_updated_minute")
+        batch_op.drop_index("ix_counters_updated_minute_tenant")
         batch_op.create_index(
             "ix_counters_tenant_updated", ["tenant_id", "updated_at"], unique=False
         )
