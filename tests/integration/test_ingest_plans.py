@@ -7,15 +7,16 @@ of 32 over 1,000 counters, before housekeeping's statistics pass).
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 from sqlalchemy import text
 
 from stripemeter.api.app import Services
-from stripemeter.store import ingest_state, statistics
+from stripemeter.store import ingest_state
+from tests.integration._statistics import analyse_when_stale
 
 COUNTERS = 1000  # the tenant's counters; a group of single events names a few of them
 GROUP = 32
@@ -30,11 +31,10 @@ def _rows_read(plan: dict[str, Any], table: str) -> int:
     return node_rows + sum(_rows_read(child, table) for child in plan.get("Plans", ()))
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # SQLite reads by primary key
 async def test_a_group_reads_its_own_counters_not_the_tenants_once_statistics_are_fresh(
-    services: Services, backend: str
+    services: Services,
 ) -> None:
-    if backend == "sqlite":
-        return  # SQLite reads each series by primary key (store/counters.py)
     now = datetime(2026, 11, 28, 12, tzinfo=UTC)
     async with services.db.write() as conn:
         # The worst case, as on a fresh database: statistics say the table is empty, then it fills.
@@ -53,13 +53,7 @@ async def test_a_group_reads_its_own_counters_not_the_tenants_once_statistics_ar
                 "n": COUNTERS,
             },
         )
-    for _ in range(50):  # the activity statistics reach pg_stat_user_tables within a second
-        async with services.db.write() as conn:
-            if "counters" in await statistics.analyse_stale_tables(conn):
-                break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("housekeeping never refreshed the counters' statistics")
+    await analyse_when_stale(services, "counters")
     async with services.db.read() as conn:
         refs = [f"cus_{n}" for n in range(1, GROUP + 1)]
         result = await conn.exec_driver_sql(

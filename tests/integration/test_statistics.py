@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import text
 
 from stripemeter.api.app import Services
 from stripemeter.store import statistics
+from tests.integration._statistics import analyse_when_stale
 
 
 async def _last_analyzed(services: Services, table: str) -> object:
@@ -35,12 +34,7 @@ async def test_new_tables_with_rows_are_analysed_once(services: Services, backen
             ),
             {"n": statistics.MIN_ROWS},
         )
-    for _ in range(50):  # the activity statistics reach pg_stat_user_tables within a second
-        async with services.db.write() as conn:
-            analysed = await statistics.analyse_stale_tables(conn)
-        if analysed:
-            break
-        await asyncio.sleep(0.1)
+    analysed = await analyse_when_stale(services, "events")
     assert "events" in analysed
     assert await _last_analyzed(services, "events") is not None
     async with services.db.write() as conn:

@@ -43,3 +43,13 @@ def test_request_line_follows_the_level(capfd: pytest.CaptureFixture[str]) -> No
     logs.configure("WARNING", "json")
     logs.log_request("POST", "/v1/events", 200, 1.0, {"request_id": "req-1"})
     assert capfd.readouterr().err == ""
+
+
+def test_request_line_redacts_secret_fields_as_the_chain_does(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("INFO", "json")
+    logs.log_request("POST", "/v1/events", 200, 1.0, {"request_id": "req-1", "api_key": "sk_1"})
+    line = json.loads(capfd.readouterr().err)
+    assert line["api_key"] == "[redacted]"
+    assert line["request_id"] == "req-1"

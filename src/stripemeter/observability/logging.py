@@ -21,8 +21,11 @@ def _redact(
     # Secrets never reach a log line, whoever logs them.
     for name in list(event_dict):
         if name.lower() in _SECRET_FIELDS:
-            event_dict[name] = "[redacted]"
+            event_dict[name] = _REDACTED
     return event_dict
+
+
+_REDACTED = "[redacted]"
 
 
 # msgspec renders a log line several times faster than the json module; anything it does not know
@@ -66,7 +69,8 @@ def _request_line_writer(stream: IO[str]) -> RequestLine:
             "status": status,
             "duration_ms": duration_ms,
             "event": "request",
-            **context,
+            # The request line skips structlog's chain, not its redaction.
+            **{k: _REDACTED if k.lower() in _SECRET_FIELDS else v for k, v in context.items()},
             "level": "info",
             "timestamp": datetime.now(UTC),  # msgspec writes what TimeStamper does: ISO, Z
         }

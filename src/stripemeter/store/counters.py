@@ -98,10 +98,11 @@ PG_SAVE = (
 )
 
 
-def _exact(value: Decimal | None) -> Decimal | None:
-    # What the Quantity column type does on the SQLAlchemy path: NUMERIC keeps the scale it was
-    # given (3.50), the domain wants the fewest digits (3.5).
-    return None if value is None else normalize(value)
+def exact(value: Any) -> Decimal | None:
+    """A NUMERIC (or its JSON text) as the domain keeps it: NUMERIC keeps the scale it was given
+    (3.50), the domain wants the fewest digits (3.5), as the Quantity column type gives on the
+    SQLAlchemy path."""
+    return None if value is None else normalize(Decimal(value))
 
 
 async def load(conn: AsyncConnection, keys: Iterable[CounterKey]) -> dict[CounterKey, CounterState]:
@@ -120,8 +121,8 @@ async def load(conn: AsyncConnection, keys: Iterable[CounterKey]) -> dict[Counte
             for row in cast("list[Any]", result.all()):
                 found[CounterKey(tenant_id, row[0], row[1], row[2])] = CounterState(
                     sum=normalize(row[3]),
-                    max=_exact(row[4]),
-                    last=_exact(row[5]),
+                    max=exact(row[4]),
+                    last=exact(row[5]),
                     last_at=row[6],
                     last_key=row[7],
                     count=row[8],
@@ -152,19 +153,12 @@ async def save(
     """Upsert counters in key order (the order every writer uses)."""
     if not states:
         return
-    # Key order, by a plain tuple (what CounterKey's ordering compares, without its __lt__ calls).
-    ordered = sorted(
-        states.items(),
-        key=lambda item: (
-            item[0].tenant_id,
-            item[0].metric,
-            item[0].customer_ref,
-            item[0].period_start,
-        ),
-    )
     if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(PG_SAVE, (pg_rows([(k, p, st) for k, (p, st) in ordered]), now))
+        await conn.exec_driver_sql(
+            PG_SAVE, (pg_rows((k, p, st) for k, (p, st) in states.items()), now)
+        )
         return
+    ordered = sorted(states.items(), key=_by_key)
     rows: list[dict[str, Any]] = [
         {
             "tenant_id": key.tenant_id,
@@ -224,17 +218,15 @@ def pg_rows(changed: Iterable[tuple[CounterKey, Period, CounterState]]) -> str:
                 s.count,
                 s.watermark,
             )
-            for k, p, s in sorted(
-                changed,
-                key=lambda item: (
-                    item[0].tenant_id,
-                    item[0].metric,
-                    item[0].customer_ref,
-                    item[0].period_start,
-                ),
-            )
+            for k, p, s in sorted(changed, key=_by_key)
         ]
     ).decode()
+
+
+def _by_key(item: tuple[Any, ...]) -> CounterKey:
+    # Writers touch counters in key order, so concurrent ones never wait on each other in a cycle.
+    key: CounterKey = item[0]
+    return key
 
 
 async def load_series(

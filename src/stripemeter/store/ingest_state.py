@@ -4,8 +4,8 @@ An ingest group locks its customers and counter series, reads what its decisions
 cycles, counters, closed periods and, when asked, the idempotency keys already stored), then writes
 the new events and the changed counters. On PostgreSQL each of those three steps is one constant
 statement (prepared once per connection), whatever the group's size: a group of single-event
-requests is then four round trips with BEGIN and COMMIT, where a statement per table made it
-eleven. Reads come back as one JSON document, decoded by msgspec. SQLite runs in-process, so there
+requests is then five round trips with BEGIN and COMMIT, where a statement per table made it
+ten. Reads come back as one JSON document, decoded by msgspec. SQLite runs in-process, so there
 the same steps are the tables' own statements.
 """
 
@@ -113,11 +113,6 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _decimal(value: Any) -> Decimal | None:
-    # NUMERIC keeps the scale it was given (3.50); the domain wants the fewest digits (3.5).
-    return None if value is None else normalize(Decimal(value))
-
-
 async def read(
     conn: AsyncConnection,
     customers: Collection[Customer],
@@ -160,8 +155,8 @@ async def read(
             total, high, last, last_at, last_key, count, watermark = values
             state.counters[CounterKey(tenant_id, metric, ref, _instant(start))] = CounterState(
                 sum=normalize(Decimal(total)),
-                max=_decimal(high),
-                last=_decimal(last),
+                max=counters.exact(high),
+                last=counters.exact(last),
                 last_at=_instant(last_at) if last_at else None,
                 last_key=last_key,
                 count=count,
