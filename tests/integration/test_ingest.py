@@ -304,6 +304,26 @@ async def test_a_thousand_events_in_one_request(
     assert (row["sum"], row["count"]) == (1000, 1000)
 
 
+async def test_a_resent_thousand_event_batch_counts_only_its_new_events(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """Large groups travel by COPY, which stops at a stored key: the retry still sorts them out."""
+    base = datetime(2025, 1, 10, tzinfo=UTC)
+    first = [
+        event(ts=(base + timedelta(seconds=i)).isoformat(), quantity=1, idempotencyKey=f"k{i}")
+        for i in range(1000)
+    ]
+    stored = (await api.post("/v1/events/ingest", json={"events": first})).json()
+    again = [*first[500:], *(dict(e, idempotencyKey=f"n{i}") for i, e in enumerate(first[:300]))]
+    data = (await api.post("/v1/events/ingest", json={"events": again})).json()
+    assert (data["duplicates"], data["accepted"]) == (500, 300)
+    ids = {r["idempotencyKey"]: r["eventId"] for r in stored["results"]}
+    assert all(ids[r["idempotencyKey"]] == r["eventId"] for r in data["results"][:500])
+    assert await ledger_size(app_services) == 1300
+    row = await counter_sum(app_services)
+    assert (row["sum"], row["count"]) == (1300, 1300)
+
+
 async def test_the_single_event_route_has_the_same_semantics(api: httpx.AsyncClient) -> None:
     """POST /v1/events takes one event and answers like a batch of one."""
     first = await api.post("/v1/events", json=event())

@@ -35,6 +35,18 @@ def test_fold_is_order_independent(items: list[Contribution], rnd: random.Random
     assert fold_all(EMPTY, items) == fold_all(EMPTY, shuffled)
 
 
+@given(contributions, contributions)
+def test_folding_many_at_once_equals_folding_one_by_one(
+    before: list[Contribution], items: list[Contribution]
+) -> None:
+    """fold_all (ingest's and replay's one pass) is fold applied to each item, from any state."""
+    state = fold_all(EMPTY, before)
+    one_by_one = state
+    for item in items:
+        one_by_one = fold(one_by_one, item)
+    assert fold_all(state, items) == one_by_one
+
+
 def test_last_is_the_value_at_the_greatest_time_with_key_tie_break() -> None:
     """last follows event time, not arrival, and equal times are settled by the greater key."""
     late_small = Contribution(Decimal(1), T0 + timedelta(hours=2), "k2")

@@ -21,9 +21,10 @@ from stripemeter.observability import metrics
 from stripemeter.services.catalog import MetricCatalog, TenantMetrics
 from stripemeter.services.group_commit import GroupCommitter
 from stripemeter.services.hard_caps import NO_CAPS, IngestAlertHooks
-from stripemeter.services.recording import Candidate, ConcurrentInsert, Recorded, record
+from stripemeter.services.recording import Candidate, Recorded, record
 from stripemeter.store import requests
 from stripemeter.store.database import Database
+from stripemeter.store.ledger import ConcurrentInsert
 
 MAX_ATTEMPTS = 6
 PROBE_AFTER_REPEAT = 30.0  # seconds to read stored keys first after a group met a repeated key

@@ -7,12 +7,12 @@ statements, whatever the batch size (see ``store/ingest_state.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from stripemeter.domain.aggregation import EMPTY, Contribution, fold
+from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold_all
 from stripemeter.domain.events import UsageEvent
 from stripemeter.domain.lateness import Lateness, judge
 from stripemeter.domain.periods import BillingCycle, Period, period_for
@@ -22,21 +22,15 @@ from stripemeter.store.counters import CounterKey
 from stripemeter.store.ledger import EventRow
 
 
-class ConcurrentInsert(Exception):  # control flow, not an error users see
-    """Another transaction stored one of our keys between our read and our insert; run again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A validated event waiting to be recorded."""
+class Candidate(NamedTuple):
+    """A validated event waiting to be recorded (a named tuple: one per event, built in C)."""
 
     tenant_id: str
     event: UsageEvent
     request_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
+class Recorded(NamedTuple):
     """What happened to one candidate: accepted, duplicate, conflict or held (with the reason)."""
 
     status: str
@@ -86,6 +80,10 @@ async def record(
     stored, states, closed = known.stored, known.counters, known.closed
 
     key_periods: dict[CounterKey, Period] = {}
+    # Accepted contributions per counter, folded once at the end (``fold_all``), and each
+    # counter's running watermark, which judges the lateness of the group's later events.
+    pending: dict[CounterKey, list[Contribution]] = {}
+    marks: dict[CounterKey, datetime | None] = {}
     changed: set[CounterKey] = set()
     fresh: dict[tuple[str, str], int] = {}  # (tenant, key) -> index of the first candidate with it
     outcomes: list[tuple[str, str | None]] = []
@@ -94,9 +92,17 @@ async def record(
     period: Period | None = None
     cycle: BillingCycle | None = None
 
+    def folded(key: CounterKey) -> CounterState:
+        # A cap judges each event against everything before it, so its counter folds as it goes.
+        items = pending.pop(key, None)
+        if items:
+            states[key] = fold_all(states.get(key, EMPTY), items)
+        return states.get(key, EMPTY)
+
     for index, cand in enumerate(candidates):
         event = cand.event
-        ident_key = (cand.tenant_id, event.idempotency_key)
+        tenant_id = cand.tenant_id
+        ident_key = (tenant_id, event.idempotency_key)
         earlier = stored.get(ident_key)
         if earlier is not None:
             outcomes.append(_repeat(earlier.payload_hash, event))
@@ -109,36 +115,63 @@ async def record(
         # Periods partition time and depend only on the instant and the customer's cycle, so
         # consecutive events of one cycle (a batch is usually close in time) reuse the last one.
         at = event.at
-        customer_cycle = known.cycles.get((cand.tenant_id, event.customer_ref))
+        customer = (tenant_id, event.customer_ref)
+        customer_cycle = known.cycles.get(customer)
         if period is None or customer_cycle is not cycle or not period.start <= at < period.end:
             period = period_for(at, customer_cycle)
             cycle = customer_cycle
-        key = CounterKey(cand.tenant_id, event.metric, event.customer_ref, period.start)
-        key_periods.setdefault(key, period)
-        state = states.get(key, EMPTY)
-        series_id = (cand.tenant_id, event.metric)
+        key = CounterKey(tenant_id, event.metric, event.customer_ref, period.start)
+        if key in marks:
+            mark = marks[key]
+        else:
+            key_periods[key] = period
+            state = states.get(key)
+            mark = marks[key] = None if state is None else state.watermark
+        series_id = (tenant_id, event.metric)
         window = windows.get(series_id)
         if window is None:
             window = windows[series_id] = window_for(*series_id)
-        verdict = judge(at, state.watermark, window)
-        if closed and any(at in p for p in closed.get((cand.tenant_id, event.customer_ref), ())):
+        if closed and any(at in p for p in closed.get(customer, ())):
             outcome: tuple[str, str | None] = ("held", PERIOD_CLOSED)
-        elif verdict is Lateness.BEYOND_WINDOW:
+        elif (verdict := judge(at, mark, window)) is Lateness.BEYOND_WINDOW:
             outcome = ("held", verdict.value)
-        elif caps.refuses(key, state, event):
+        elif caps.tenants and caps.refuses(key, folded(key), event):
             outcome = ("held", OVER_CAP)
         else:
-            states[key] = fold(state, Contribution(event.quantity, at, event.idempotency_key))
+            pending.setdefault(key, []).append(
+                Contribution(event.quantity, at, event.idempotency_key)
+            )
+            if mark is None or at > mark:
+                marks[key] = at
             changed.add(key)
             outcome = _ACCEPTED
         outcomes.append(outcome)
-        rows.append(_row(cand, key, outcome, now))
+        rows.append(
+            (  # in ledger.EVENT_COLUMNS order
+                tenant_id,
+                event.idempotency_key,
+                event.payload_hash,
+                event.metric,
+                event.customer_ref,
+                event.resource_id,
+                event.quantity,
+                at,
+                event.at_text,
+                period.start,
+                outcome[0],
+                outcome[1],
+                event.source.value,
+                event.meta_json,
+                now,
+                cand.request_id,
+            )
+        )
 
+    for key in list(pending):
+        folded(key)
     ids = await ingest_state.write(
         conn, rows, [(k, key_periods[k], states[k]) for k in changed], now
     )
-    if len(ids) != len(rows):
-        raise ConcurrentInsert
 
     results: list[Recorded] = []
     for cand, (status, reason) in zip(candidates, outcomes, strict=True):
@@ -152,28 +185,3 @@ def _repeat(stored_hash: str, event: UsageEvent) -> tuple[str, str | None]:
     if stored_hash == event.payload_hash:
         return ("duplicate", None)
     return ("conflict", "idempotency_key_reused")
-
-
-def _row(
-    cand: Candidate, key: CounterKey, outcome: tuple[str, str | None], now: datetime
-) -> EventRow:
-    event = cand.event
-    # In ledger.EVENT_COLUMNS order.
-    return (
-        cand.tenant_id,
-        event.idempotency_key,
-        event.payload_hash,
-        event.metric,
-        event.customer_ref,
-        event.resource_id,
-        event.quantity,
-        event.at,
-        event.at_text,
-        key.period_start,
-        outcome[0],
-        outcome[1],
-        event.source.value,
-        event.meta_json,
-        now,
-        cand.request_id,
-    )

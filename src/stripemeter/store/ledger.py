@@ -17,6 +17,10 @@ from stripemeter.store.tables import event_reviews, events
 KEY_CHUNK = 500  # keys per IN list: well inside both databases' parameter limits
 
 
+class ConcurrentInsert(Exception):  # control flow, not an error users see
+    """Another transaction stored one of our keys between our read and our insert; run again."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredKey:
     """What the ledger already holds under an idempotency key."""
