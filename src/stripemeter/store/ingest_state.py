@@ -207,8 +207,9 @@ COPY_FROM = 256
 _PG_SAVE_AND_NUMBER = (
     "WITH saved AS ("  # noqa: S608
     + counters.PG_SAVE
-    + ") SELECT array(SELECT nextval(pg_get_serial_sequence('events', 'id'))"
-    " FROM generate_series(1, $3))"
+    # The sequence named as a constant: pg_get_serial_sequence() here ran once per row and cost
+    # ten times the nextval() calls themselves.
+    + ") SELECT array(SELECT nextval('events_id_seq') FROM generate_series(1, $3))"
 )
 _COPY_COLUMNS = ("id", *ledger.EVENT_COLUMNS)
 
