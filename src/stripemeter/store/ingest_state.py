@@ -131,22 +131,21 @@ async def read(
     if conn.dialect.name != "postgresql":
         await _read_sqlite(conn, state, customers, series, span, probed)
         return state
+    driver = await _driver(conn)
     for tenant_id in sorted(tenants):
         refs = sorted({c for t, c in customers if t == tenant_id})
         pairs = sorted({(m, c) for t, m, c in series if t == tenant_id})
         keys = probed.get(tenant_id)
-        result = await conn.exec_driver_sql(
+        document = await driver.fetchval(
             _PG_READ,
-            (
-                tenant_id,
-                _to_json.encode(refs).decode(),
-                _to_json.encode(pairs).decode(),
-                since,
-                until,
-                _to_json.encode(list(dict.fromkeys(keys))).decode() if keys else None,
-            ),
+            tenant_id,
+            _to_json.encode(refs).decode(),
+            _to_json.encode(pairs).decode(),
+            since,
+            until,
+            _to_json.encode(list(dict.fromkeys(keys))).decode() if keys else None,
         )
-        found = _read_json.decode(cast("str", result.scalar_one()))
+        found = _read_json.decode(cast("str", document))
         for ref, anchor, interval, count in found.cycles or ():
             if anchor is not None and interval:
                 state.cycles[(tenant_id, ref)] = BillingCycle(
@@ -229,31 +228,26 @@ async def write(
         ids = await ledger.insert_events(conn, rows)
         await counters.save(conn, {k: (p, s) for k, p, s in changed}, now)
     elif len(rows) < COPY_FROM:
-        result = await conn.exec_driver_sql(
-            _PG_WRITE,
-            (counters.pg_rows(changed), now, _to_json.encode(rows).decode()),
+        inserted = await (await _driver(conn)).fetch(
+            _PG_WRITE, counters.pg_rows(changed), now, _to_json.encode(rows).decode()
         )
-        ids = {(row[1], row[2]): row[0] for row in cast("list[Any]", result.all())}
+        ids = {(row[1], row[2]): row[0] for row in inserted}
     else:
-        ids = await _copy(conn, rows, changed, now)
+        ids = await _copy(await _driver(conn), rows, changed, now)
     if len(ids) != len(rows):
         raise ledger.ConcurrentInsert
     return ids
 
 
 async def _copy(
-    conn: AsyncConnection,
+    driver: asyncpg.Connection,
     rows: list[ledger.EventRow],
     changed: Sequence[tuple[CounterKey, Period, CounterState]],
     now: datetime,
 ) -> dict[tuple[str, str], int]:
-    # The statement goes first through SQLAlchemy, which opens the transaction the COPY joins.
-    result = await conn.exec_driver_sql(
-        _PG_SAVE_AND_NUMBER, (counters.pg_rows(changed), now, len(rows))
+    numbers: list[int] = await driver.fetchval(
+        _PG_SAVE_AND_NUMBER, counters.pg_rows(changed), now, len(rows)
     )
-    numbers: list[int] = result.scalar_one()
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None  # a live connection, inside a transaction
     try:
         await driver.copy_records_to_table(
             "events",
@@ -263,3 +257,16 @@ async def _copy(
     except asyncpg.UniqueViolationError:
         raise ledger.ConcurrentInsert from None
     return {(row[0], row[1]): number for number, row in zip(numbers, rows, strict=True)}
+
+
+async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under ``conn``, for the read and write statements.
+
+    SQLAlchemy's per-statement work (greenlet switch, cursor adaptation, result wrapping) cost
+    about 200 us of CPU per statement here, as much as the rest of a small group's statement; the
+    transaction stays SQLAlchemy's: ``lock`` runs first through it, which opens the transaction
+    these statements join, and the caller commits or rolls it back.
+    """
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None  # a live connection, inside a transaction
+    return cast("asyncpg.Connection", driver)
