@@ -324,6 +324,25 @@ async def test_a_resent_thousand_event_batch_counts_only_its_new_events(
     assert (row["sum"], row["count"]) == (1300, 1300)
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # the pool of bare connections
+async def test_ingest_survives_its_pooled_connections_dying(
+    api: httpx.AsyncClient, app_services: Services
+) -> None:
+    """A database restart kills idle pooled connections: the next group runs again on a new one."""
+    assert (await api.post("/v1/events", json=event(idempotencyKey="a"))).status_code == 200
+    async with app_services.db.read() as conn:
+        killed = await conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert killed.scalar_one() >= 1
+    response = await api.post("/v1/events", json=event(idempotencyKey="b"))
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    row = await counter_sum(app_services)
+    assert (row["sum"], row["count"]) == (20, 2)
+
+
 async def test_the_single_event_route_has_the_same_semantics(api: httpx.AsyncClient) -> None:
     """POST /v1/events takes one event and answers like a batch of one."""
     first = await api.post("/v1/events", json=event())

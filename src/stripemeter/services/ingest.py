@@ -20,10 +20,10 @@ from stripemeter.domain.events import EventLimits, Rejection, Source, UsageEvent
 from stripemeter.observability import metrics
 from stripemeter.services.catalog import MetricCatalog, TenantMetrics
 from stripemeter.services.group_commit import GroupCommitter
-from stripemeter.services.hard_caps import NO_CAPS, IngestAlertHooks
+from stripemeter.services.hard_caps import NO_CAPS, CapSnapshot, IngestAlertHooks
 from stripemeter.services.recording import Candidate, Recorded, record
-from stripemeter.store import requests
-from stripemeter.store.database import Database
+from stripemeter.store import ingest_state, requests
+from stripemeter.store.database import Database, TryAgain
 from stripemeter.store.ledger import ConcurrentInsert
 
 MAX_ATTEMPTS = 6
@@ -237,28 +237,30 @@ class IngestService:
         # Read stored keys first only while repeats are about (retries after an outage); otherwise
         # the insert finds them, and the rare repeat costs one more transaction (see ``record``).
         probe = time.monotonic() < self._probe_until
+        # Requests with an Idempotency-Key claim it with SQLAlchemy statements in the same
+        # transaction; every other PostgreSQL group runs on a bare driver connection.
+        hooked = before is not None or after is not None
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self._db.write() as conn:
-                    if before is not None:
-                        await before(conn)
-                    recorded, changed = await record(
-                        conn,
-                        candidates,
-                        window_for=window_for,
-                        clock=self._clock,
-                        caps=caps,
-                        probe=probe,
-                    )
-                    if refuse_conflicts and any(r.status == "conflict" for r in recorded):
-                        raise _conflicts(candidates, recorded)
-                    if after is not None:
-                        await after(conn, recorded)
+                if hooked or not self._db.is_postgres:
+                    async with self._db.write() as conn:
+                        if before is not None:
+                            await before(conn)
+                        recorded, changed = await self._record(
+                            conn, candidates, window_for, caps, probe, refuse_conflicts
+                        )
+                        if after is not None:
+                            await after(conn, recorded)
+                else:
+                    async with self._db.driver_write() as driver:
+                        recorded, changed = await self._record(
+                            driver, candidates, window_for, caps, probe, refuse_conflicts
+                        )
                 metrics.counter_updates.labels("ingest").inc(changed)
                 if self.alert_hooks is not None:
                     self.alert_hooks.committed(candidates)
                 return recorded
-            except (ConcurrentInsert, IntegrityError, DBAPIError) as exc:
+            except (ConcurrentInsert, TryAgain, IntegrityError, DBAPIError) as exc:
                 if not _retryable(exc) or attempt == MAX_ATTEMPTS - 1:
                     raise
                 if isinstance(exc, ConcurrentInsert) and not probe:
@@ -269,13 +271,29 @@ class IngestService:
                 await asyncio.sleep(0.01 * (attempt + 1) * random.uniform(0.5, 1.5))  # noqa: S311
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _record(
+        self,
+        conn: ingest_state.Connection,
+        candidates: list[Candidate],
+        window_for: Callable[[str, str], timedelta],
+        caps: CapSnapshot,
+        probe: bool,
+        refuse_conflicts: bool,
+    ) -> tuple[list[Recorded], int]:
+        recorded, changed = await record(
+            conn, candidates, window_for=window_for, clock=self._clock, caps=caps, probe=probe
+        )
+        if refuse_conflicts and any(r.status == "conflict" for r in recorded):
+            raise _conflicts(candidates, recorded)
+        return recorded, changed
+
 
 class _Claimed(Exception):  # control flow inside ingest_once
     pass
 
 
 def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, ConcurrentInsert):
+    if isinstance(exc, (ConcurrentInsert, TryAgain)):
         return True
     if isinstance(exc, IntegrityError):
         return True  # a unique key raced us; the retry reads it and reports a duplicate

@@ -10,8 +10,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold_all
 from stripemeter.domain.events import UsageEvent
 from stripemeter.domain.lateness import Lateness, judge
@@ -44,7 +42,7 @@ PERIOD_CLOSED = "period_closed"
 
 
 async def record(
-    conn: AsyncConnection,
+    conn: ingest_state.Connection,
     candidates: Sequence[Candidate],
     *,
     window_for: WindowLookup,
