@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+
+import msgspec
 
 from stripemeter.domain.quantities import ZERO
 
@@ -21,12 +22,12 @@ class Aggregation(enum.StrEnum):
     COUNT = "count"
 
 
-class Contribution(NamedTuple):
+class Contribution(msgspec.Struct, frozen=True):
     """One counted thing: an accepted event, or an approved adjustment.
 
     ``order_key`` (then the value) breaks ties between equal times for ``last``, so the result never
     depends on arrival order. Pure adjustments (``counts_as_event`` false) change only the sum.
-    A named tuple: ingest builds one per event, and a tuple is built in C.
+    A Struct: ingest builds one per event, and a Struct is built in C.
     """
 
     quantity: Decimal
@@ -86,9 +87,10 @@ def fold_all(state: CounterState, items: Iterable[Contribution]) -> CounterState
     """Fold many contributions in one pass; the same state as folding them one by one."""
     total, count, high, mark = state.sum, state.count, state.max, state.watermark
     top = None if state.last_at is None else (state.last_at, state.last_key or "", state.last)
-    for quantity, at, order_key, counts_as_event in items:
+    for item in items:
+        quantity, at, order_key = item.quantity, item.at, item.order_key
         total += quantity
-        if not counts_as_event:
+        if not item.counts_as_event:
             continue
         count += 1
         if high is None or quantity > high:

@@ -197,7 +197,9 @@ def _plain_text(value: object, limit: int) -> TypeGuard[str]:
         isinstance(value, str)
         and 0 < len(value) <= limit
         and not value.isspace()
-        and _CONTROL.search(value) is None
+        # A printable string has no control characters; isprintable is the cheaper test, and
+        # the pattern decides for the rest (other non-printable characters are allowed).
+        and (value.isprintable() or _CONTROL.search(value) is None)
     )
 
 

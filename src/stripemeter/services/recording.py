@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+
+import msgspec
 
 from stripemeter.domain.aggregation import EMPTY, Contribution, CounterState, fold_all
 from stripemeter.domain.events import UsageEvent
@@ -20,15 +21,15 @@ from stripemeter.store.counters import CounterKey
 from stripemeter.store.ledger import EventRow
 
 
-class Candidate(NamedTuple):
-    """A validated event waiting to be recorded (a named tuple: one per event, built in C)."""
+class Candidate(msgspec.Struct, frozen=True):
+    """A validated event waiting to be recorded (a Struct: one per event, built in C)."""
 
     tenant_id: str
     event: UsageEvent
     request_id: str | None = None
 
 
-class Recorded(NamedTuple):
+class Recorded(msgspec.Struct, frozen=True):
     """What happened to one candidate: accepted, duplicate, conflict or held (with the reason)."""
 
     status: str

@@ -15,8 +15,10 @@ from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # SQLSTATEs a new attempt of the same transaction can clear: deadlock, serialization failure,
-# a unique key another transaction committed first.
+# a unique key another transaction committed first; and a connection lost (class 08) or shut
+# down by the server (57P01-57P03: a restart), which the next attempt replaces.
 _RACES = frozenset({"40P01", "40001", "23505"})
+_LOST = frozenset({"57P01", "57P02", "57P03"})
 
 
 class TryAgain(Exception):
@@ -112,17 +114,18 @@ class Database:
     async def driver_write(self) -> AsyncIterator[asyncpg.Connection]:
         """PostgreSQL only: a write transaction on a bare asyncpg connection (the ingest groups).
 
-        SQLAlchemy's checkout (with its liveness ping), BEGIN, statements and COMMIT cost about
-        1.4 ms of CPU per transaction here, the asyncpg pool's a third of that: for groups of
-        single-event requests that was a quarter of each request's CPU (docs/benchmarks.md).
-        Lost races and lost connections raise ``TryAgain``.
+        Through SQLAlchemy (checkout with its liveness ping, BEGIN, adapted statements, COMMIT) a
+        group of 16 single-event requests cost about 1.4 ms of CPU, here about 0.9 ms, most of it
+        the statements themselves (docs/decisions.md, Group commit). Lost races and lost
+        connections raise ``TryAgain``.
         """
         pool = self._driver_pool or await self._open_driver_pool()
         try:
             async with pool.acquire() as driver, driver.transaction():
                 yield driver
         except asyncpg.PostgresError as exc:
-            if exc.sqlstate in _RACES:
+            state = exc.sqlstate or ""
+            if state in _RACES or state in _LOST or state.startswith("08"):
                 raise TryAgain(str(exc)) from exc
             raise
         except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
