@@ -6,7 +6,7 @@ statements, whatever the batch size (see ``store/ingest_state.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -86,10 +86,7 @@ async def record(
     changed: set[CounterKey] = set()
     fresh: dict[tuple[str, str], int] = {}  # (tenant, key) -> index of the first candidate with it
     outcomes: list[tuple[str, str | None]] = []
-    rows: list[EventRow] = []
     windows: dict[tuple[str, str], timedelta] = {}
-    period: Period | None = None
-    cycle: BillingCycle | None = None
 
     def folded(key: CounterKey) -> CounterState:
         # A cap judges each event against everything before it, so its counter folds as it goes.
@@ -98,55 +95,59 @@ async def record(
             states[key] = fold_all(states.get(key, EMPTY), items)
         return states.get(key, EMPTY)
 
-    for index, cand in enumerate(candidates):
-        event = cand.event
-        tenant_id = cand.tenant_id
-        ident_key = (tenant_id, event.idempotency_key)
-        earlier = stored.get(ident_key)
-        if earlier is not None:
-            outcomes.append(_repeat(earlier.payload_hash, event))
-            continue
-        first = fresh.get(ident_key)
-        if first is not None:
-            outcomes.append(_repeat(candidates[first].event.payload_hash, event))
-            continue
-        fresh[ident_key] = index
-        # Periods partition time and depend only on the instant and the customer's cycle, so
-        # consecutive events of one cycle (a batch is usually close in time) reuse the last one.
-        at = event.at
-        customer = (tenant_id, event.customer_ref)
-        customer_cycle = known.cycles.get(customer)
-        if period is None or customer_cycle is not cycle or not period.start <= at < period.end:
-            period = period_for(at, customer_cycle)
-            cycle = customer_cycle
-        key = CounterKey(tenant_id, event.metric, event.customer_ref, period.start)
-        if key in marks:
-            mark = marks[key]
-        else:
-            key_periods[key] = period
-            state = states.get(key)
-            mark = marks[key] = None if state is None else state.watermark
-        series_id = (tenant_id, event.metric)
-        window = windows.get(series_id)
-        if window is None:
-            window = windows[series_id] = window_for(*series_id)
-        if closed and any(at in p for p in closed.get(customer, ())):
-            outcome: tuple[str, str | None] = ("held", PERIOD_CLOSED)
-        elif (verdict := judge(at, mark, window)) is Lateness.BEYOND_WINDOW:
-            outcome = ("held", verdict.value)
-        elif caps.tenants and caps.refuses(key, folded(key), event):
-            outcome = ("held", OVER_CAP)
-        else:
-            pending.setdefault(key, []).append(
-                Contribution(event.quantity, at, event.idempotency_key)
-            )
-            if mark is None or at > mark:
-                marks[key] = at
-            changed.add(key)
-            outcome = _ACCEPTED
-        outcomes.append(outcome)
-        rows.append(
-            (  # in ledger.EVENT_COLUMNS order
+    def rows() -> Iterator[EventRow]:
+        # A generator, so that a large group's rows are judged while the first ones already
+        # stream to PostgreSQL (COPY, ``ingest_state.write``).
+        period: Period | None = None
+        cycle: BillingCycle | None = None
+        for index, cand in enumerate(candidates):
+            event = cand.event
+            tenant_id = cand.tenant_id
+            ident_key = (tenant_id, event.idempotency_key)
+            earlier = stored.get(ident_key)
+            if earlier is not None:
+                outcomes.append(_repeat(earlier.payload_hash, event))
+                continue
+            first = fresh.get(ident_key)
+            if first is not None:
+                outcomes.append(_repeat(candidates[first].event.payload_hash, event))
+                continue
+            fresh[ident_key] = index
+            # Periods partition time and depend only on the instant and the customer's cycle, so
+            # consecutive events of one cycle (a batch is usually close in time) reuse the last one.
+            at = event.at
+            customer = (tenant_id, event.customer_ref)
+            customer_cycle = known.cycles.get(customer)
+            if period is None or customer_cycle is not cycle or not period.start <= at < period.end:
+                period = period_for(at, customer_cycle)
+                cycle = customer_cycle
+            key = CounterKey(tenant_id, event.metric, event.customer_ref, period.start)
+            if key in marks:
+                mark = marks[key]
+            else:
+                key_periods[key] = period
+                state = states.get(key)
+                mark = marks[key] = None if state is None else state.watermark
+            series_id = (tenant_id, event.metric)
+            window = windows.get(series_id)
+            if window is None:
+                window = windows[series_id] = window_for(*series_id)
+            if closed and any(at in p for p in closed.get(customer, ())):
+                outcome: tuple[str, str | None] = ("held", PERIOD_CLOSED)
+            elif (verdict := judge(at, mark, window)) is Lateness.BEYOND_WINDOW:
+                outcome = ("held", verdict.value)
+            elif caps.tenants and caps.refuses(key, folded(key), event):
+                outcome = ("held", OVER_CAP)
+            else:
+                pending.setdefault(key, []).append(
+                    Contribution(event.quantity, at, event.idempotency_key)
+                )
+                if mark is None or at > mark:
+                    marks[key] = at
+                changed.add(key)
+                outcome = _ACCEPTED
+            outcomes.append(outcome)
+            yield (  # in ledger.EVENT_COLUMNS order
                 tenant_id,
                 event.idempotency_key,
                 event.payload_hash,
@@ -164,13 +165,14 @@ async def record(
                 now,
                 cand.request_id,
             )
-        )
 
-    for key in list(pending):
-        folded(key)
-    ids = await ingest_state.write(
-        conn, rows, [(k, key_periods[k], states[k]) for k in changed], now
-    )
+    def counters_changed() -> list[tuple[CounterKey, Period, CounterState]]:
+        # Called once every row was produced: each counter is then folded once.
+        for key in list(pending):
+            folded(key)
+        return [(k, key_periods[k], states[k]) for k in changed]
+
+    ids = await ingest_state.write(conn, rows(), len(candidates), counters_changed, now)
 
     results: list[Recorded] = []
     for cand, (status, reason) in zip(candidates, outcomes, strict=True):

@@ -11,7 +11,7 @@ the same steps are the tables' own statements.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -207,65 +207,68 @@ _PG_WRITE = (
     + ledger.PG_INSERT_EVENTS.replace("$1", "$3")
     + ") SELECT id, tenant_id, idempotency_key FROM inserted"
 )
-# From this many rows the events travel by COPY: PostgreSQL spends about half the CPU per row of
-# an INSERT … SELECT (docs/benchmarks.md), but COPY costs two more round trips, which a small
-# group (single-event requests) feels more than it saves.
+# From this many candidates the events travel by COPY: PostgreSQL spends about half the CPU per
+# row of an INSERT … SELECT (docs/decisions.md, Group commit), but COPY costs two more round trips,
+# which a small group (single-event requests) feels more than it saves.
 COPY_FROM = 256
-# The counters' upsert, then ids for the rows to copy (COPY returns none), in one statement.
-_PG_SAVE_AND_NUMBER = (
-    "WITH saved AS ("  # noqa: S608
-    + counters.PG_SAVE
-    # The sequence named as a constant: pg_get_serial_sequence() here ran once per row and cost
-    # ten times the nextval() calls themselves.
-    + ") SELECT array(SELECT nextval('events_id_seq') FROM generate_series(1, $3))"
-)
+_PG_NUMBERS = "SELECT array(SELECT nextval('events_id_seq') FROM generate_series(1, $1))"
 _COPY_COLUMNS = ("id", *ledger.EVENT_COLUMNS)
+Changed = Sequence[tuple[CounterKey, Period, CounterState]]
 
 
 async def write(
     conn: Connection,
-    rows: list[ledger.EventRow],
-    changed: Sequence[tuple[CounterKey, Period, CounterState]],
+    rows: Iterator[ledger.EventRow],
+    most: int,
+    changed: Callable[[], Changed],
     now: datetime,
 ) -> dict[tuple[str, str], int]:
-    """Insert the events and upsert the counters; the new ids by (tenant, key).
+    """Insert the events (at most ``most``), then upsert the counters ``changed()`` returns once
+    every row was taken; the new ids by (tenant, key).
 
     A key another transaction stored first raises ``ConcurrentInsert``: the whole transaction
     must be rolled back and run again, counters included.
     """
+    if most >= COPY_FROM and not _sqlite(conn):
+        return await _copy(await _driver(conn), rows, most, changed, now)
+    events = list(rows)
     if _sqlite(conn):
-        ids = await ledger.insert_events(conn, rows)
-        await counters.save(conn, {k: (p, s) for k, p, s in changed}, now)
-    elif len(rows) < COPY_FROM:
+        ids = await ledger.insert_events(conn, events)
+        await counters.save(conn, {k: (p, s) for k, p, s in changed()}, now)
+    else:
         inserted = await (await _driver(conn)).fetch(
-            _PG_WRITE, counters.pg_rows(changed), now, _to_json.encode(rows).decode()
+            _PG_WRITE, counters.pg_rows(changed()), now, _to_json.encode(events).decode()
         )
         ids = {(row[1], row[2]): row[0] for row in inserted}
-    else:
-        ids = await _copy(await _driver(conn), rows, changed, now)
-    if len(ids) != len(rows):
+    if len(ids) != len(events):
         raise ledger.ConcurrentInsert
     return ids
 
 
 async def _copy(
     driver: asyncpg.Connection,
-    rows: list[ledger.EventRow],
-    changed: Sequence[tuple[CounterKey, Period, CounterState]],
+    rows: Iterator[ledger.EventRow],
+    most: int,
+    changed: Callable[[], Changed],
     now: datetime,
 ) -> dict[tuple[str, str], int]:
-    numbers: list[int] = await driver.fetchval(
-        _PG_SAVE_AND_NUMBER, counters.pg_rows(changed), now, len(rows)
-    )
+    # COPY returns no ids: draw them first, in input order (unused ones are gaps, as an insert
+    # that skips a key leaves). Rows are produced while asyncpg sends them, every 512 KiB, so
+    # PostgreSQL writes the first while the caller judges the rest.
+    numbers: list[int] = await driver.fetchval(_PG_NUMBERS, most)
+    ids: dict[tuple[str, str], int] = {}
+
+    def numbered() -> Iterator[tuple[Any, ...]]:
+        for number, row in zip(numbers, rows, strict=False):
+            ids[(row[0], row[1])] = number
+            yield (number, *row)
+
     try:
-        await driver.copy_records_to_table(
-            "events",
-            records=[(number, *row) for number, row in zip(numbers, rows, strict=True)],
-            columns=_COPY_COLUMNS,
-        )
+        await driver.copy_records_to_table("events", records=numbered(), columns=_COPY_COLUMNS)
     except asyncpg.UniqueViolationError:
         raise ledger.ConcurrentInsert from None
-    return {(row[0], row[1]): number for number, row in zip(numbers, rows, strict=True)}
+    await driver.execute(counters.PG_SAVE, counters.pg_rows(changed()), now)
+    return ids
 
 
 def _sqlite(conn: Connection) -> TypeGuard[AsyncConnection]:
