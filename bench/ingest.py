@@ -14,8 +14,11 @@ take most of a core and cap the figures it measures. wrk (C, LuaJIT) needs a few
 for the same load; its CPU share is printed with every row so that claim can be checked. A Lua script
 builds every request body with unique idempotency keys (nothing is a duplicate).
 
+This machine's speed can drift by a third within minutes: ``--repeat 3`` runs each case three
+times and reports the median run (every run is printed too).
+
 Usage: ``python bench/ingest.py [--seconds 20] [--backends sqlite,postgres]
-[--cases single,batch100,batch1000] [--workers 1,2] [--env NAME=VALUE]``
+[--cases single,batch100,batch1000] [--workers 1,2] [--repeat N] [--env NAME=VALUE]``
 """
 
 from __future__ import annotations
@@ -412,6 +415,14 @@ def run_case(
     )
 
 
+def median_run(runs: list[Row]) -> Row:
+    """The run with the median event rate; an inexact run is reported over any exact one."""
+    inexact = [r for r in runs if not r.exact]
+    if inexact:
+        return inexact[0]
+    return sorted(runs, key=lambda r: r.events_per_s)[len(runs) // 2]
+
+
 def table(rows: list[Row]) -> str:
     """The results as a Markdown table."""
     lines = [
@@ -446,6 +457,12 @@ def main() -> None:
     )
     parser.add_argument("--batch-concurrency", type=int, default=8, help="connections, batches")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per case (fresh database each); the row shown is the median run by events/s",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -469,7 +486,13 @@ def main() -> None:
         for backend in args.backends.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
                 for case in args.cases.split(","):
-                    row = run_case(backend, workers, case, args, script, logs)
+                    runs = [
+                        run_case(backend, workers, case, args, script, logs)
+                        for _ in range(args.repeat)
+                    ]
+                    for run in runs if args.repeat > 1 else ():
+                        print("  run: " + table([run]).splitlines()[-1], flush=True)
+                    row = median_run(runs)
                     rows.append(row)
                     print(table([row]).splitlines()[-1], flush=True)
     print()
