@@ -324,6 +324,8 @@ class AlertEvaluator:
     async def evaluate_touched(self, batch: Iterable[Sequence[Touched]]) -> EvaluationSummary:
         """Evaluate usage and spend thresholds of the (customer, metric)s these events touched."""
         with_rules = await self._tenants_with_rules()
+        if not with_rules:
+            return EvaluationSummary()  # nothing to judge: skip the walk over every event
         by_tenant: dict[str, set[Subject]] = {}
         for group in batch:
             for item in group:
