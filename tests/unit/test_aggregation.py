@@ -39,7 +39,8 @@ def test_fold_is_order_independent(items: list[Contribution], rnd: random.Random
 def test_folding_many_at_once_equals_folding_one_by_one(
     before: list[Contribution], items: list[Contribution]
 ) -> None:
-    """fold_all (ingest's and replay's one pass) is fold applied to each item, from any state."""
+    """Folding a batch in one pass (ingest, replay) equals folding it an item at a time, from any
+    state: counters built per group and per event agree."""
     state = fold_all(EMPTY, before)
     one_by_one = state
     for item in items:

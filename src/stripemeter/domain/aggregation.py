@@ -64,23 +64,7 @@ EMPTY = CounterState()
 
 def fold(state: CounterState, item: Contribution) -> CounterState:
     """Add one contribution to a counter; the order of folding never changes the result."""
-    if not item.counts_as_event:
-        return replace(state, sum=state.sum + item.quantity)
-    # (time, key, value) orders any two contributions, so the winner never depends on arrival.
-    newer = state.last_at is None or (item.at, item.order_key, item.quantity) > (
-        state.last_at,
-        state.last_key or "",
-        state.last if state.last is not None else item.quantity,
-    )
-    return CounterState(
-        sum=state.sum + item.quantity,
-        max=item.quantity if state.max is None else max(state.max, item.quantity),
-        last=item.quantity if newer else state.last,
-        last_at=item.at if newer else state.last_at,
-        last_key=item.order_key if newer else state.last_key,
-        count=state.count + 1,
-        watermark=item.at if state.watermark is None else max(state.watermark, item.at),
-    )
+    return fold_all(state, (item,))
 
 
 def fold_all(state: CounterState, items: Iterable[Contribution]) -> CounterState:
@@ -88,6 +72,7 @@ def fold_all(state: CounterState, items: Iterable[Contribution]) -> CounterState
     total, count, high, mark = state.sum, state.count, state.max, state.watermark
     top = None if state.last_at is None else (state.last_at, state.last_key or "", state.last)
     for item in items:
+        # (time, key, value) orders any two contributions, so the winner never depends on arrival.
         quantity, at, order_key = item.quantity, item.at, item.order_key
         total += quantity
         if not item.counts_as_event:

@@ -23,12 +23,11 @@ from stripemeter.services.group_commit import GroupCommitter
 from stripemeter.services.hard_caps import NO_CAPS, CapSnapshot, IngestAlertHooks
 from stripemeter.services.recording import Candidate, Recorded, record
 from stripemeter.store import ingest_state, requests
-from stripemeter.store.database import Database, TryAgain
+from stripemeter.store.database import RACE_SQLSTATES, Database, TryAgain
 from stripemeter.store.ledger import ConcurrentInsert
 
 MAX_ATTEMPTS = 6
 PROBE_AFTER_REPEAT = 30.0  # seconds to read stored keys first after a group met a repeated key
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
 STATUSES = ("accepted", "duplicate", "conflict", "held", "rejected")
 # The events counter's child per status, looked up once (``labels()`` validates and locks).
 _EVENTS_BY_STATUS = {status: metrics.ingest_events.labels(status) for status in STATUSES}
@@ -301,7 +300,7 @@ def _retryable(exc: Exception) -> bool:
     sqlstate = getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "__cause__", None), "sqlstate", None
     )
-    return sqlstate in _RETRYABLE_SQLSTATES
+    return sqlstate in RACE_SQLSTATES
 
 
 def _merge(parsed: list[UsageEvent | Rejection], recorded: list[Recorded]) -> list[EventOutcome]:

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# SQLSTATEs a new attempt of the same transaction can clear: deadlock, serialization failure,
-# a unique key another transaction committed first; and a connection lost (class 08) or shut
-# down by the server (57P01-57P03: a restart), which the next attempt replaces.
-_RACES = frozenset({"40P01", "40001", "23505"})
+# SQLSTATEs a new attempt of the same transaction can clear: deadlock and serialization failure
+# (on either path), a unique key another transaction committed first; and on the driver path a
+# connection lost (class 08) or shut down by the server (57P01-57P03: a restart).
+RACE_SQLSTATES = frozenset({"40P01", "40001"})
+_RACES = RACE_SQLSTATES | {"23505"}
 _LOST = frozenset({"57P01", "57P02", "57P03"})
 
 
